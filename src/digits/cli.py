@@ -1,0 +1,25 @@
+"""The ``digits`` command: one subcommand per role (train, evaluate, serve, classify, bench)."""
+
+import logging
+import os
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    default=lambda: os.environ.get("DIGITS_LOG_LEVEL", "INFO"),
+    show_default="INFO",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Logging verbosity [env: DIGITS_LOG_LEVEL].",
+)
+@click.version_option(package_name="digits")
+def main(log_level: str) -> None:
+    """Handwritten-digit recognition: train MNIST models, serve them over gRPC."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # TensorFlow's C++ start-up chatter drowns the jobs' own output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,1 @@
+"""Batch training jobs: data, models, training, evaluation, reports and export."""

@@ -1,0 +1,19 @@
+"""Model names: they become directory names and metric labels, so they are validated."""
+
+import re
+
+MODEL_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+class InvalidModelName(ValueError):
+    """A model name that is not safe to use as a path or a label."""
+
+
+def validate_model_name(name: str) -> str:
+    """Return ``name`` if it matches ``[a-z0-9][a-z0-9_-]{0,62}``, else raise."""
+    if not isinstance(name, str) or not MODEL_NAME_PATTERN.fullmatch(name):
+        raise InvalidModelName(
+            f"invalid model name {name!r}: use 1 to 63 characters of lowercase letters, "
+            "digits, '-' and '_', starting with a letter or digit (for example 'mnist-cnn')"
+        )
+    return name

@@ -1,0 +1,27 @@
+"""Shared fixtures: the real MNIST file, temporary model volumes."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def mnist_path() -> Path:
+    """The real MNIST file named by DIGITS_MNIST (scripts/test sets it to ../shared/data).
+
+    Fails rather than skips: the end-to-end tests are required.
+    """
+    value = os.environ.get("DIGITS_MNIST")
+    if not value or not Path(value).is_file():
+        pytest.fail("DIGITS_MNIST must name mnist.npz (scripts/test sets it from ../shared/data)")
+    return Path(value)
+
+
+@pytest.fixture
+def models_root(tmp_path: Path) -> Path:
+    root = tmp_path / "models"
+    root.mkdir()
+    return root
