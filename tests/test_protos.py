@@ -1,7 +1,9 @@
 """The committed generated code matches protos/ (regenerate with scripts/gen-protos)."""
 
 import filecmp
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -9,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
     subprocess.run([str(ROOT / "scripts" / "gen-protos"), str(tmp_path)], check=True,
-                   capture_output=True)
+                   capture_output=True, env={**os.environ, "PYTHON": sys.executable})
     fresh = tmp_path / "digits" / "v1"
     committed = ROOT / "src" / "digits" / "v1"
     names = sorted(p.name for p in fresh.iterdir() if p.is_file())
