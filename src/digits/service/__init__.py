@@ -1,0 +1,1 @@
+"""The gRPC classification service: registry, batching, servicer, server, client."""

@@ -1,0 +1,44 @@
+"""Domain errors of the service, each carrying the gRPC status code it maps to.
+
+Servicers raise these; one place (the server's error handling) turns them into status
+codes. Anything else is a bug: it becomes INTERNAL with a generic message and a logged
+traceback.
+"""
+
+import grpc
+
+
+class ServiceError(Exception):
+    """Base of the errors a client is meant to see; ``code`` is the gRPC status."""
+
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+
+class InvalidInput(ServiceError):
+    """The request is malformed; the message names the field and the fix."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class ModelNotFound(ServiceError):
+    """No such model or version; the message lists what is available."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class ModelUnavailable(ServiceError):
+    """The model exists but no version is loaded yet (or the server is shutting down)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class Overloaded(ServiceError):
+    """The batching queue is full; the client should back off and retry."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class DeadlineExpired(ServiceError):
+    """The request's deadline passed before its batch ran; it was dropped, not computed."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED

@@ -1,0 +1,70 @@
+"""Every Prometheus metric of the service, declared in one place.
+
+Naming follows Prometheus conventions: ``digits_`` prefix, base units, ``_total``
+counters, histograms rather than summaries. The ``model`` label only ever takes names
+of loaded models, so clients cannot grow the label set.
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Request latency from sub-millisecond single images to multi-second large batches.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                   2.5, 5.0, 10.0)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
+
+
+class ServiceMetrics:
+    """The service's metrics, registered in ``registry`` (a fresh one per test)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "digits_requests", "gRPC requests handled, by method and status code.",
+            ["method", "code"], registry=r)
+        self.request_duration = Histogram(
+            "digits_request_duration_seconds", "gRPC request latency, by method.",
+            ["method"], buckets=LATENCY_BUCKETS, registry=r)
+        self.images_classified = Counter(
+            "digits_images_classified", "Images classified, by model.", ["model"], registry=r)
+        self.predictions = Counter(
+            "digits_predictions", "Predicted digits, by model and predicted label.",
+            ["model", "label"], registry=r)
+        self.confidence = Histogram(
+            "digits_prediction_confidence", "Probability of the predicted class, by model.",
+            ["model"], buckets=CONFIDENCE_BUCKETS, registry=r)
+        self.batch_size = Histogram(
+            "digits_batch_size_images", "Images per model call, by model.",
+            ["model"], buckets=BATCH_SIZE_BUCKETS, registry=r)
+        self.queue_depth = Gauge(
+            "digits_queue_depth_images", "Images waiting in the batching queue, by model.",
+            ["model"], registry=r)
+        self.queue_wait = Histogram(
+            "digits_queue_wait_seconds", "Time a request waited for its batch to start.",
+            ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.inference_duration = Histogram(
+            "digits_inference_duration_seconds", "Model call duration per batch, by model.",
+            ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.loaded_versions = Gauge(
+            "digits_model_versions_loaded", "Versions loaded and serving, by model.",
+            ["model"], registry=r)
+        self.default_version = Gauge(
+            "digits_model_default_version",
+            "Version that requests without a pinned version get, by model.",
+            ["model"], registry=r)
+        self.load_duration = Histogram(
+            "digits_model_load_duration_seconds",
+            "Time to validate and load one model version.", buckets=LOAD_BUCKETS, registry=r)
+        self.load_failures = Counter(
+            "digits_model_load_failures",
+            "Model versions that failed validation or loading.", registry=r)
+        self.reload_duration = Histogram(
+            "digits_model_reload_duration_seconds",
+            "Time of one scan of the models directory, loads and unloads included.",
+            buckets=LOAD_BUCKETS, registry=r)
+        self.reload_failures = Counter(
+            "digits_model_reload_failures",
+            "Scans of the models directory that failed (for example, unreadable).",
+            registry=r)
