@@ -23,3 +23,14 @@ def main(log_level: str) -> None:
     )
     # TensorFlow's C++ start-up chatter drowns the jobs' own output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _register_service_commands() -> None:
+    """``digits serve``, ``digits classify`` and ``digits health`` (service/cli.py)."""
+    from digits.service import cli as service_cli
+
+    for command in (service_cli.serve, service_cli.classify, service_cli.health):
+        main.add_command(command)
+
+
+_register_service_commands()

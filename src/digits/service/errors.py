@@ -42,3 +42,17 @@ class DeadlineExpired(ServiceError):
     """The request's deadline passed before its batch ran; it was dropped, not computed."""
 
     code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+INTERNAL_MESSAGE = "internal error; the server logged the details"
+
+
+def to_status(error: Exception) -> tuple[grpc.StatusCode, str]:
+    """The status code and message a client sees for ``error``.
+
+    Domain errors keep their message; anything else is a bug, so the client gets a
+    generic INTERNAL (the caller logs the traceback) and no internals leak out.
+    """
+    if isinstance(error, ServiceError):
+        return error.code, str(error)
+    return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE

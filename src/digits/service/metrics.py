@@ -5,6 +5,7 @@ counters, histograms rather than summaries. The ``model`` label only ever takes 
 of loaded models, so clients cannot grow the label set.
 """
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Request latency from sub-millisecond single images to multi-second large batches.
@@ -68,3 +69,21 @@ class ServiceMetrics:
             "digits_model_reload_failures",
             "Scans of the models directory that failed (for example, unreadable).",
             registry=r)
+
+
+def observe_many(histogram: Histogram, values: np.ndarray) -> None:
+    """Observe every value of ``values`` in one labelled histogram child, vectorised.
+
+    Equivalent to ``histogram.observe(v)`` for each ``v`` (a test checks this), but one
+    bucket increment per bucket instead of a Python call per value: a 1,000-image request
+    would otherwise spend about a millisecond here.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if not len(values):
+        return
+    bounds = np.asarray(histogram._upper_bounds)  # the child's bounds, +Inf last
+    # observe() counts a value in the first bucket whose upper bound is >= it.
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+    histogram._sum.inc(float(values.sum()))
+    for index in np.flatnonzero(counts):
+        histogram._buckets[index].inc(int(counts[index]))

@@ -1,0 +1,200 @@
+"""The service's commands: ``digits serve``, ``digits classify`` and ``digits health``.
+
+``serve``'s options are generated from ``ServingSettings``, so every setting is a flag
+and a DIGITS_* variable with the same help text.
+"""
+
+import asyncio
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import grpc
+import numpy as np
+
+from digits.modelstore.signature import IMAGE_SIZE
+from digits.service.settings import ServingSettings, env_var, flag
+
+Command = Callable[..., Any]
+SERVER_HELP = "Server address as HOST:PORT [env: DIGITS_SERVER]."
+
+
+def _settings_options(command: Command) -> Command:
+    """Add one click option per ServingSettings field (flag, env var, default, help)."""
+    for setting in reversed(dataclasses.fields(ServingSettings)):
+        default = setting.default
+        declaration = flag(setting.name)
+        kind: Any = type(default)
+        if isinstance(default, bool):
+            declaration = f"{declaration}/--no-{declaration[2:]}"
+            kind = bool
+        elif isinstance(default, Path):
+            kind = click.Path(path_type=Path, file_okay=False)
+        command = click.option(
+            declaration, setting.name, type=kind, default=default, show_default=True,
+            envvar=env_var(setting.name), show_envvar=True, help=setting.metadata["help"],
+        )(command)
+    return command
+
+
+@click.command()
+@_settings_options
+def serve(**values: Any) -> None:
+    """Serve every model of the models directory over gRPC, with hot reload.
+
+    Health: grpc.health.v1 overall ("") and per model name, NOT_SERVING until a model
+    loads. SIGTERM: NOT_SERVING at once, in-flight requests drain within the grace
+    period, exit 0. Metrics: http://HOST:METRICS_PORT/metrics.
+    """
+    from digits.service.server import serve as run_server
+
+    try:
+        settings = ServingSettings(**values)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    try:
+        asyncio.run(run_server(settings))
+    except OSError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.command()
+@click.option("--server", required=True, envvar="DIGITS_SERVER", help=SERVER_HELP)
+@click.option("--model", default="", help="Model name [default: the server's default model].")
+@click.option("--version", "version", type=click.IntRange(min=0), default=0,
+              help="Version to pin [default: 0, the newest loaded].")
+@click.option("--top-k", type=click.IntRange(min=0), default=0,
+              help="Also list the K most probable labels per image.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Images per request (large .npy files are sent in several).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, help="Deadline of each request in seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def classify(server: str, model: str, version: int, top_k: int, batch_size: int,
+             timeout: float, as_json: bool, files: tuple[Path, ...]) -> None:
+    """Classify FILES: PNG/JPEG images (any size, either polarity) and .npy arrays of raw
+    uint8 MNIST-form pixels ([28, 28], [N, 28, 28] or [N, 784]).
+
+    Prints one line per image: the source, the predicted digit and its confidence.
+    """
+    from digits.service.client import ClassifierClient
+
+    results = []
+    with ClassifierClient(server, timeout=timeout) as client:
+        try:
+            for sources, request in _requests(files, batch_size, model, version, top_k):
+                response = client.classify(request)
+                for source, prediction in zip(sources, response.predictions, strict=True):
+                    results.append(_result(source, prediction, response))
+        except grpc.RpcError as error:
+            raise click.ClickException(
+                f"{error.code().name}: {error.details()}") from None
+    if as_json:
+        click.echo(json.dumps({"predictions": results}, indent=2))
+        return
+    for result in results:
+        line = f"{result['source']}: {result['label']} (confidence {result['confidence']:.3f})"
+        if result["top"]:
+            line += "  top: " + ", ".join(f"{t['label']} {t['probability']:.3f}"
+                                          for t in result["top"])
+        click.echo(line)
+
+
+@click.command()
+@click.option("--server", required=True, envvar="DIGITS_SERVER", help=SERVER_HELP)
+@click.option("--service", default="", help="Service to check: '' for the server as a "
+              "whole, a model name, or digits.v1.Classifier.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3.0,
+              show_default=True, help="Deadline of the check in seconds.")
+def health(server: str, service: str, timeout: float) -> None:
+    """Check the server's grpc.health.v1 status: exit 0 when SERVING, 1 when not, 2 when
+    the server cannot be reached (for container HEALTHCHECKs)."""
+    from digits.service.client import ClassifierClient
+
+    with ClassifierClient(server, timeout=timeout) as client:
+        try:
+            status = client.health(service)
+        except grpc.RpcError as error:
+            code = error.code()
+            if code == grpc.StatusCode.NOT_FOUND:
+                click.echo(f"{service!r}: unknown service (SERVICE_UNKNOWN)")
+                sys.exit(1)
+            click.echo(f"{server}: {code.name}: {error.details()}",
+                       err=True)
+            sys.exit(2)
+    click.echo(status)
+    sys.exit(0 if status == "SERVING" else 1)
+
+
+def _requests(files: tuple[Path, ...], batch_size: int, model: str, version: int,
+              top_k: int) -> Iterator[tuple[list[str], Any]]:
+    """ClassifyRequests of at most ``batch_size`` images, with each image's source name."""
+    from digits.v1 import classifier_pb2
+
+    sources: list[str] = []
+    images: list[classifier_pb2.Image] = []
+    for path in files:
+        for source, image in _images(path):
+            sources.append(source)
+            images.append(image)
+            if len(images) == batch_size:
+                yield sources, classifier_pb2.ClassifyRequest(
+                    model=model, version=version, top_k=top_k, images=images)
+                sources, images = [], []
+    if images:
+        yield sources, classifier_pb2.ClassifyRequest(
+            model=model, version=version, top_k=top_k, images=images)
+
+
+def _images(path: Path) -> Iterator[tuple[str, Any]]:
+    """The images of one file: one encoded image, or every image of a .npy array."""
+    from digits.v1 import classifier_pb2
+
+    if path.suffix.lower() != ".npy":
+        yield str(path), classifier_pb2.Image(encoded=path.read_bytes())
+        return
+    pixels = load_pixel_array(path)
+    for index, image in enumerate(pixels):
+        yield f"{path}[{index}]", classifier_pb2.Image(pixels=image.tobytes())
+
+
+def load_pixel_array(path: Path) -> np.ndarray:
+    """A .npy file of raw MNIST-form pixels as uint8 [N, 28, 28]; ClickException if not."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise click.ClickException(f"{path}: not a readable .npy array ({error})") from None
+    if array.dtype != np.uint8:
+        integral = np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_
+        if not integral or (array.size and (array.min() < 0 or array.max() > 255)):
+            raise click.ClickException(
+                f"{path}: {array.dtype} values; save uint8 pixels 0..255, white ink on "
+                "black (for floats in [0, 1]: (x * 255).round().astype('uint8'))")
+        array = array.astype(np.uint8)
+    pixels_per_image = IMAGE_SIZE * IMAGE_SIZE
+    if array.shape in ((IMAGE_SIZE, IMAGE_SIZE), (pixels_per_image,)):
+        return array.reshape(1, IMAGE_SIZE, IMAGE_SIZE)
+    if (array.ndim == 3 and array.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE)) or (
+            array.ndim == 2 and array.shape[1] == pixels_per_image):
+        return np.ascontiguousarray(array.reshape(-1, IMAGE_SIZE, IMAGE_SIZE))
+    raise click.ClickException(
+        f"{path}: shape {array.shape}; expected [28, 28], [N, 28, 28] or [N, 784]")
+
+
+def _result(source: str, prediction: Any, response: Any) -> dict[str, Any]:
+    return {
+        "source": source,
+        "label": prediction.label,
+        "class_index": prediction.class_index,
+        "confidence": prediction.confidence,
+        "probabilities": list(prediction.probabilities),
+        "top": [{"label": t.label, "probability": t.probability} for t in prediction.top],
+        "model": response.model,
+        "version": response.version,
+    }

@@ -1,0 +1,71 @@
+"""The standard grpc.health.v1 service: overall and per model name.
+
+The overall status (service "") and the Classifier's ("digits.v1.Classifier") are
+SERVING while at least one model version is loaded; each model name is SERVING while one
+of its versions is. Everything turns NOT_SERVING for good when shutdown begins.
+"""
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from grpc_health.v1 import health, health_pb2
+
+from digits.v1 import classifier_pb2
+
+CLASSIFIER_SERVICE = classifier_pb2.DESCRIPTOR.services_by_name["Classifier"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class DrainingHealthServicer(health.aio.HealthServicer):
+    """grpc's health servicer whose Watch streams end when the drain is over.
+
+    A Watch never finishes by itself, so without this a single watching client would
+    hold every shutdown for the whole grace period.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._watches: set[asyncio.Task[Any]] = set()
+
+    async def Watch(self, request: health_pb2.HealthCheckRequest, context: Any) -> None:
+        """Stream status changes of one service until the client or the drain ends it."""
+        watch = asyncio.ensure_future(super().Watch(request, context))
+        self._watches.add(watch)
+        try:
+            await watch
+        except asyncio.CancelledError:
+            if not watch.cancelled() or not self._gracefully_shutting_down:
+                raise
+        finally:
+            self._watches.discard(watch)
+
+    def end_watches(self) -> None:
+        """End every Watch stream (they have seen NOT_SERVING already)."""
+        for watch in self._watches:
+            watch.cancel()
+
+
+class HealthReporter:
+    """Keeps the health service in step with which models can serve."""
+
+    def __init__(self, default_model: str) -> None:
+        self.servicer = DrainingHealthServicer()
+        self._default_model = default_model
+
+    async def start(self) -> None:
+        """Everything NOT_SERVING until a model loads."""
+        await self.update({self._default_model: False})
+
+    async def update(self, models: Mapping[str, bool]) -> None:
+        """Set each model name's status and the overall one (any model serving)."""
+        overall = SERVING if any(models.values()) else NOT_SERVING
+        await self.servicer.set("", overall)
+        await self.servicer.set(CLASSIFIER_SERVICE, overall)
+        for name, serving in models.items():
+            await self.servicer.set(name, SERVING if serving else NOT_SERVING)
+
+    async def shut_down(self) -> None:
+        """NOT_SERVING for every service, for good (the start of a graceful shutdown)."""
+        await self.servicer.enter_graceful_shutdown()

@@ -1,0 +1,97 @@
+"""Wraps every Classifier call: domain errors to status codes, request metrics, in-flight count.
+
+Servicer methods raise ``errors.ServiceError`` subclasses; this is the one place they
+become gRPC status codes. Anything else becomes INTERNAL with a generic message and a
+logged traceback, so bad input can never crash the server or leak internals.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from digits.service.errors import to_status
+from digits.service.metrics import ServiceMetrics
+from digits.v1 import classifier_pb2
+
+log = logging.getLogger(__name__)
+
+_SERVICE_PREFIX = "/" + classifier_pb2.DESCRIPTOR.services_by_name["Classifier"].full_name + "/"
+Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class RequestInterceptor(grpc.aio.ServerInterceptor):
+    """Maps errors, times and counts the Classifier's unary calls; knows how many run."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self._metrics = metrics
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Classifier calls currently running."""
+        return self._in_flight
+
+    async def wait_idle(self) -> None:
+        """Return once no Classifier call is running."""
+        await self._idle.wait()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method: str = details.method
+        if handler is None or not method.startswith(_SERVICE_PREFIX) or (
+                handler.unary_unary is None):
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            self._wrap(method[len(_SERVICE_PREFIX):], handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap(self, method: str, behaviour: Handler) -> Handler:
+        duration = self._metrics.request_duration.labels(method=method)
+        requests = self._metrics.requests
+
+        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            self._enter()
+            try:
+                return await behaviour(request, context)
+            except asyncio.CancelledError:
+                # The client cancelled, its deadline passed, or the grace period ended.
+                remaining = context.time_remaining()
+                expired = remaining is not None and remaining <= 0
+                code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+                raise
+            except Exception as error:
+                code, message = to_status(error)
+                if code == grpc.StatusCode.INTERNAL:
+                    log.exception("%s failed unexpectedly", method)
+                else:
+                    log.debug("%s: %s: %s", method, code.name, message)
+                await context.abort(code, message)
+            finally:
+                self._leave()
+                requests.labels(method=method, code=code.name).inc()
+                duration.observe(time.perf_counter() - started)
+
+        return handle
+
+    def _enter(self) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
