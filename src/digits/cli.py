@@ -34,3 +34,13 @@ def _register_service_commands() -> None:
 
 
 _register_service_commands()
+
+
+def _register_bench_command() -> None:
+    """``digits bench`` (bench/cli.py)."""
+    from digits.bench.cli import bench
+
+    main.add_command(bench)
+
+
+_register_bench_command()

@@ -1,0 +1,1 @@
+"""``digits bench``: the served path measured against the model's own in-process speed."""

@@ -1,0 +1,125 @@
+"""``digits bench``: serve a model on loopback, load it with concurrent clients, compare."""
+
+from pathlib import Path
+
+import click
+
+from digits.bench.scenarios import ENCODINGS, Scenario, parse_scenario, standard_scenarios
+
+# (warm-up, measured window, in-process window) in seconds.
+FULL_TIMES = (1.0, 5.0, 2.0)
+QUICK_TIMES = (0.3, 1.0, 0.5)
+
+
+@click.command()
+@click.argument("version_dir", required=False,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--models", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("models"), show_default=True, envvar="DIGITS_MODELS",
+              show_envvar=True, help="Models root, when no VERSION_DIR is given.")
+@click.option("--model", default="mnist", show_default=True,
+              help="Model name under --models, when no VERSION_DIR is given.")
+@click.option("--version", "version", type=click.IntRange(min=0), default=0,
+              help="Version under --models [default: 0, the newest].")
+@click.option("--quick", is_flag=True, help="Every scenario, briefly (a smoke run).")
+@click.option("--duration", type=click.FloatRange(min=0.1), default=None,
+              help=f"Measured seconds per scenario [default: {FULL_TIMES[1]}, "
+                   f"quick {QUICK_TIMES[1]}].")
+@click.option("--warmup", type=click.FloatRange(min=0), default=None,
+              help=f"Seconds of load before each window [default: {FULL_TIMES[0]}, "
+                   f"quick {QUICK_TIMES[0]}].")
+@click.option("--scenario", "scenario_specs", multiple=True, metavar="IMAGES:CONC:ENC:on|off",
+              help="Run only these scenarios (repeatable), e.g. 1:64:raw:on "
+                   "[default: the standard set].")
+@click.option("--encoding", "encodings", multiple=True, type=click.Choice(ENCODINGS),
+              help="Limit the standard set to these encodings (repeatable).")
+@click.option("--client-processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes generating the load (the clients' concurrency is split "
+                   "over them).")
+@click.option("--channels-per-process", type=click.IntRange(min=1), default=4,
+              show_default=True, help="gRPC connections per client process.")
+@click.option("--server-processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Server processes sharing the port (SO_REUSEPORT).")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=None,
+              help="Server setting [default: the server's].")
+@click.option("--batch-timeout", type=click.FloatRange(min=0), default=None,
+              help="Server setting, seconds [default: the server's].")
+@click.option("--max-queue-images", type=click.IntRange(min=1), default=None,
+              help="Server setting [default: the server's].")
+@click.option("--inference-threads", type=click.IntRange(min=1), default=None,
+              help="Server setting [default: the server's].")
+@click.option("--request-timeout", type=click.FloatRange(min=0.1), default=30.0,
+              show_default=True, help="Deadline of each request, seconds.")
+@click.option("--data", "mnist", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="DIGITS_MNIST", show_envvar=True,
+              help="mnist.npz whose test images are sent [default: digits drawn by PIL].")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write every figure to this JSON file.")
+@click.option("--markdown", is_flag=True, help="Print the table as Markdown.")
+def bench(
+    version_dir: Path | None, models: Path, model: str, version: int, quick: bool,
+    duration: float | None, warmup: float | None, scenario_specs: tuple[str, ...],
+    encodings: tuple[str, ...], client_processes: int, channels_per_process: int,
+    server_processes: int, max_batch_size: int | None, batch_timeout: float | None,
+    max_queue_images: int | None, inference_threads: int | None, request_timeout: float,
+    mnist: Path | None, json_path: Path | None, markdown: bool,
+) -> None:
+    """Benchmark the served path against the model's own speed.
+
+    Starts `digits serve` on 127.0.0.1 with one model version (VERSION_DIR, or the newest
+    of --model under --models), drives it from separate client processes for a bounded
+    time per scenario, and prints images/s, requests/s, latency percentiles and errors,
+    each served figure with its ratio to the same model called in-process.
+    """
+    from digits.bench import runner
+    from digits.bench.report import format_table
+    from digits.bench.serving import ServerConfig
+
+    try:
+        if version_dir is None:
+            version_dir = runner.resolve_version(models, model, version)
+        scenarios = _scenarios(scenario_specs, encodings)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    warm, window, in_process = QUICK_TIMES if quick else FULL_TIMES
+    options = runner.BenchOptions(
+        version_dir=version_dir.resolve(),
+        scenarios=scenarios,
+        duration=duration if duration is not None else window,
+        warmup=warmup if warmup is not None else warm,
+        in_process_duration=in_process,
+        client_processes=client_processes,
+        channels_per_process=channels_per_process,
+        server=ServerConfig(
+            processes=server_processes, max_batch_size=max_batch_size,
+            batch_timeout=batch_timeout, max_queue_images=max_queue_images,
+            inference_threads=inference_threads),
+        request_timeout=request_timeout,
+        mnist=mnist,
+    )
+    report = runner.run(options, progress=lambda news: click.echo(f"... {news}", err=True))
+    machine = report.machine
+    click.echo(f"model {version_dir}; {machine['cpus']} CPUs ({machine['cpu_model']}); "
+               f"load average {_loads(machine['load_average_start'])} at start, "
+               f"{_loads(machine['load_average_end'])} at end")
+    click.echo(f"{options.client_processes} client process(es), "
+               f"{options.server.processes} server process(es), "
+               f"{options.duration:g} s per scenario after {options.warmup:g} s warm-up; "
+               "ratio = served images/s / in-process images/s at the same images per call")
+    click.echo(format_table(report.results, markdown=markdown))
+    if json_path is not None:
+        report.write_json(json_path)
+        click.echo(f"wrote {json_path}", err=True)
+    errors = sum(result.error_count for result in report.results)
+    if errors:
+        raise click.ClickException(f"{errors} requests failed (see the errors column)")
+
+
+def _scenarios(specs: tuple[str, ...], encodings: tuple[str, ...]) -> list[Scenario]:
+    if specs:
+        return [parse_scenario(spec) for spec in specs]
+    return standard_scenarios(tuple(encodings) or ENCODINGS)  # type: ignore[arg-type]
+
+
+def _loads(values: object) -> str:
+    return "/".join(f"{value:.2f}" for value in values)  # type: ignore[attr-defined]

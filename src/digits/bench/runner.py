@@ -1,0 +1,240 @@
+"""One benchmark run: the model in-process, then each scenario against served copies of it."""
+
+import logging
+import math
+import multiprocessing
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from digits.bench import inprocess, loadgen, workload
+from digits.bench.report import BenchReport, ScenarioResult
+from digits.bench.scenarios import Scenario
+from digits.bench.serving import ServedModel, ServerConfig
+from digits.bench.stats import LatencySummary, per_second
+from digits.modelstore import volume
+
+log = logging.getLogger(__name__)
+
+SAMPLE_IMAGES = 4096
+# Time a client process needs to receive its plan before the warm-up begins.
+HANDOFF_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to measure and how long."""
+
+    version_dir: Path  # the exact model version under test
+    scenarios: list[Scenario]
+    duration: float  # measured window per scenario, seconds
+    warmup: float  # load before the window, seconds
+    in_process_duration: float
+    client_processes: int
+    channels_per_process: int
+    server: ServerConfig  # its batching switch is set per scenario
+    request_timeout: float
+    mnist: Path | None = None
+
+
+def run(options: BenchOptions, progress: Callable[[str], None]) -> BenchReport:
+    """Measure the model in-process, then every scenario served; ``progress`` gets news."""
+    from digits.modelstore.saved_model import load_version
+    from digits.service.images import decode_image
+
+    model = load_version(options.version_dir)
+    name, version = options.version_dir.parent.name, int(options.version_dir.name)
+    images = workload.sample_images(options.mnist, SAMPLE_IMAGES)
+    sizes = sorted({scenario.images_per_request for scenario in options.scenarios})
+    report = BenchReport(
+        machine=machine_facts(), settings=_settings(options), in_process={})
+
+    progress("measuring the model in-process")
+    before = {size: inprocess.measure(model.predict, images[:size],
+                                      options.in_process_duration) for size in sizes}
+    decoding = {}
+    for size in sorted({s.images_per_request for s in options.scenarios
+                        if s.encoding == "png"}):
+        encoded = [workload.encode_png(image) for image in images[:size]]
+        run_encoded = inprocess.decode_and_predict(
+            model.predict, lambda data: decode_image(data, "image"))
+        decoding[size] = inprocess.measure(
+            run_encoded, encoded, options.in_process_duration).images_per_second
+
+    results: dict[Scenario, ScenarioResult] = {}
+    with _client_pool(options.client_processes) as pool, _served_root(
+            options.version_dir) as models_root:
+        for batching in (True, False):
+            group = [s for s in options.scenarios if s.batching == batching]
+            if not group:
+                continue
+            config = replace(options.server, batching=batching)
+            progress(f"starting {config.processes} server process(es), batching "
+                     f"{'on' if batching else 'off'}")
+            with ServedModel(models_root, name, config) as served:
+                for scenario in group:
+                    progress(f"running {scenario.name}")
+                    results[scenario] = _run_scenario(
+                        scenario, served, pool, images, name, version, options,
+                        before[scenario.images_per_request].images_per_second,
+                        decoding.get(scenario.images_per_request, math.nan))
+
+    progress("measuring the model in-process again")
+    for size in sizes:
+        after = inprocess.measure(model.predict, images[:size], options.in_process_duration)
+        # The machine is shared: the reference is the mean of before and after.
+        report.in_process[size] = (before[size].images_per_second
+                                   + after.images_per_second) / 2
+    for scenario in options.scenarios:
+        result = results[scenario]
+        report.results.append(replace(
+            result,
+            in_process_images_per_second=report.in_process[scenario.images_per_request]))
+    report.machine["load_average_end"] = os.getloadavg()
+    return report
+
+
+def _run_scenario(
+    scenario: Scenario,
+    served: ServedModel,
+    pool: ProcessPoolExecutor,
+    images: np.ndarray,
+    model: str,
+    version: int,
+    options: BenchOptions,
+    in_process: float,
+    in_process_decode: float,
+) -> ScenarioResult:
+    payloads = workload.request_payloads(
+        images, scenario.images_per_request, scenario.encoding, model, version)
+    start_at = time.monotonic() + HANDOFF_SECONDS + options.warmup
+    stop_at = start_at + options.duration
+    plans = [
+        loadgen.LoadPlan(
+            target=served.target, payloads=payloads,
+            images_per_request=scenario.images_per_request, concurrency=share,
+            start_at=start_at, stop_at=stop_at, timeout=options.request_timeout,
+            channels=options.channels_per_process)
+        for share in split(scenario.concurrency, options.client_processes)
+    ]
+    futures = [pool.submit(loadgen.drive, plan) for plan in plans]
+    _sleep_until(start_at)
+    cpu_start = served.cpu_seconds()
+    batches_start = _batch_totals(served)
+    _sleep_until(stop_at)
+    cpu_stop = served.cpu_seconds()
+    batches_stop = _batch_totals(served)
+    load = loadgen.LoadResult(window=options.duration)
+    for future in futures:
+        load = load.merge(future.result(timeout=options.request_timeout + options.duration
+                                         + options.warmup + 60))
+    calls = batches_stop[1] - batches_start[1]
+    client_seconds = HANDOFF_SECONDS + options.warmup + options.duration
+    return ScenarioResult(
+        scenario=scenario,
+        requests_per_second=per_second(load.requests, load.window),
+        images_per_second=per_second(load.images, load.window),
+        latency=LatencySummary.of(load.latencies),
+        errors=load.errors,
+        in_process_images_per_second=in_process,
+        mean_batch_size=(batches_stop[0] - batches_start[0]) / calls if calls else math.nan,
+        server_cpu_seconds_per_second=per_second(cpu_stop - cpu_start, options.duration),
+        client_cpu_seconds_per_second=per_second(load.cpu_seconds, client_seconds),
+        in_process_decode_images_per_second=in_process_decode,
+    )
+
+
+def split(total: int, parts: int) -> list[int]:
+    """``total`` clients over at most ``parts`` processes, as evenly as possible."""
+    parts = max(1, min(parts, total))
+    return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
+
+
+def _batch_totals(served: ServedModel) -> tuple[float, float]:
+    """(images, model calls) the servers have batched so far."""
+    return (served.metric_total("digits_batch_size_images_sum"),
+            served.metric_total("digits_batch_size_images_count"))
+
+
+def _sleep_until(moment: float) -> None:
+    remaining = moment - time.monotonic()
+    if remaining > 0:
+        time.sleep(remaining)
+
+
+@contextmanager
+def _client_pool(processes: int) -> Iterator[ProcessPoolExecutor]:
+    """Client processes started with 'spawn' (no TensorFlow threads inherited), warmed."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        # Each warm-up task holds its process a moment, so every process gets started.
+        for future in [pool.submit(_warm_client, 0.2) for _ in range(processes)]:
+            future.result(timeout=120)
+        yield pool
+
+
+def _warm_client(hold: float) -> int:
+    """Import the load generator's dependencies in a client process."""
+    import grpc  # noqa: F401
+
+    time.sleep(hold)
+    return os.getpid()
+
+
+@contextmanager
+def _served_root(version_dir: Path) -> Iterator[Path]:
+    """A models root holding only the version under test (a symbolic link to it), so the
+    server loads exactly what the in-process measurement loaded."""
+    with tempfile.TemporaryDirectory(prefix="digits-bench-models-") as root:
+        model_dir = Path(root) / version_dir.parent.name
+        model_dir.mkdir()
+        (model_dir / version_dir.name).symlink_to(version_dir.resolve(), target_is_directory=True)
+        yield Path(root)
+
+
+def resolve_version(models: Path, model: str, version: int) -> Path:
+    """The version directory of ``model`` under ``models`` (the newest for version 0)."""
+    versions = volume.list_versions(models, model)
+    if not versions:
+        raise ValueError(f"no versions of model {model!r} under {models}; train one "
+                         "(digits train multiclass) or pass a version directory")
+    chosen = versions[-1] if version == 0 else version
+    if chosen not in versions:
+        raise ValueError(f"model {model!r} has no version {version} under {models}; "
+                         f"available: {', '.join(map(str, versions))}")
+    return volume.model_dir(models, model) / str(chosen)
+
+
+def machine_facts() -> dict[str, object]:
+    """Where the run happened: CPUs, their model, the load when it started."""
+    cpu_model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_start": os.getloadavg(),
+    }
+
+
+def _settings(options: BenchOptions) -> dict[str, object]:
+    settings = asdict(options)
+    settings["version_dir"] = str(options.version_dir)
+    settings["mnist"] = str(options.mnist) if options.mnist else None
+    settings["scenarios"] = [scenario.name for scenario in options.scenarios]
+    return settings

@@ -1,0 +1,54 @@
+"""The benchmark's scenarios: request size, concurrency, encoding and batching switch."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+Encoding = Literal["raw", "png"]
+ENCODINGS: tuple[Encoding, ...] = ("raw", "png")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One load shape: ``concurrency`` clients each sending ``images_per_request`` images."""
+
+    images_per_request: int
+    concurrency: int
+    encoding: Encoding
+    batching: bool
+
+    @property
+    def name(self) -> str:
+        switch = "on" if self.batching else "off"
+        return (f"{self.images_per_request}img-c{self.concurrency}-{self.encoding}"
+                f"-batching-{switch}")
+
+
+def standard_scenarios(encodings: tuple[Encoding, ...] = ENCODINGS) -> list[Scenario]:
+    """Issue 5's set: single images at concurrency 1, 16, 64 with batching on and off;
+    256 and 1,024 images at concurrency 1 and 4 (batching on); each encoding."""
+    scenarios = []
+    for encoding in encodings:
+        for batching in (True, False):
+            scenarios += [Scenario(1, concurrency, encoding, batching)
+                          for concurrency in (1, 16, 64)]
+        scenarios += [Scenario(size, concurrency, encoding, True)
+                      for size in (256, 1024) for concurrency in (1, 4)]
+    return scenarios
+
+
+def parse_scenario(text: str) -> Scenario:
+    """``IMAGES:CONCURRENCY:ENCODING:on|off`` (e.g. ``1:64:raw:on``) -> Scenario."""
+    parts = text.split(":")
+    if len(parts) != 4:
+        raise ValueError(f"scenario {text!r}: expected IMAGES:CONCURRENCY:ENCODING:on|off, "
+                         "for example 1:64:raw:on")
+    images, concurrency, encoding, switch = parts
+    if not (images.isdigit() and concurrency.isdigit()) or int(images) < 1 or (
+            int(concurrency) < 1):
+        raise ValueError(f"scenario {text!r}: IMAGES and CONCURRENCY must be positive "
+                         "integers")
+    if encoding not in ENCODINGS:
+        raise ValueError(f"scenario {text!r}: ENCODING must be one of {', '.join(ENCODINGS)}")
+    if switch not in ("on", "off"):
+        raise ValueError(f"scenario {text!r}: the batching switch must be 'on' or 'off'")
+    return Scenario(int(images), int(concurrency), encoding, switch == "on")
