@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,3 +26,11 @@ def models_root(tmp_path: Path) -> Path:
     root = tmp_path / "models"
     root.mkdir()
     return root
+
+
+@pytest.fixture(scope="session")
+def model_templates(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Tiny real SavedModels for the service tests (see tests/service_support.py)."""
+    from service_support import export_templates
+
+    return export_templates(tmp_path_factory.mktemp("templates"))

@@ -61,17 +61,24 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
         duration = self._metrics.request_duration.labels(method=method)
         requests = self._metrics.requests
 
+        def finish(code: grpc.StatusCode, started: float) -> None:
+            # Recorded before the status goes out, so a client that has its answer also
+            # finds it counted.
+            self._leave()
+            requests.labels(method=method, code=code.name).inc()
+            duration.observe(time.perf_counter() - started)
+
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
-            code = grpc.StatusCode.OK
             self._enter()
             try:
-                return await behaviour(request, context)
+                response = await behaviour(request, context)
             except asyncio.CancelledError:
                 # The client cancelled, its deadline passed, or the grace period ended.
                 remaining = context.time_remaining()
                 expired = remaining is not None and remaining <= 0
-                code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+                finish(grpc.StatusCode.DEADLINE_EXCEEDED if expired
+                       else grpc.StatusCode.CANCELLED, started)
                 raise
             except Exception as error:
                 code, message = to_status(error)
@@ -79,11 +86,11 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
                     log.exception("%s failed unexpectedly", method)
                 else:
                     log.debug("%s: %s: %s", method, code.name, message)
+                finish(code, started)
                 await context.abort(code, message)
-            finally:
-                self._leave()
-                requests.labels(method=method, code=code.name).inc()
-                duration.observe(time.perf_counter() - started)
+                raise  # abort() raises; this only runs if it ever stops doing so
+            finish(grpc.StatusCode.OK, started)
+            return response
 
         return handle
 

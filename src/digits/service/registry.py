@@ -105,6 +105,11 @@ class _Model:
     ever_loaded: bool = False  # from then on its name may be a metric label
 
     @property
+    def known(self) -> bool:
+        """True while some version is loaded, loading, unloading or failed."""
+        return bool(self.served or self.failed or self.loading or self.retiring)
+
+    @property
     def default(self) -> ServedVersion | None:
         return self.served[max(self.served)] if self.served else None
 
@@ -220,7 +225,7 @@ class ModelRegistry:
         except InvalidModelName as error:
             raise InvalidInput(f"model: {error}") from None
         model = self._models.get(name)
-        if model is not None and (model.served or model.failed or model.loading):
+        if model is not None and model.known:
             return model
         if not self.serving:
             raise ModelUnavailable(
@@ -237,9 +242,8 @@ class ModelRegistry:
         return any(model.served for model in self._models.values())
 
     def model_names(self) -> list[str]:
-        """Names with at least one loaded, loading or failed version."""
-        return sorted(name for name, model in self._models.items()
-                      if model.served or model.failed or model.loading)
+        """Names with at least one loaded, loading, unloading or failed version."""
+        return sorted(name for name, model in self._models.items() if model.known)
 
     def status(self, name: str) -> ModelStatus:
         """Versions and states of one model; raises like ``acquire`` for unknown names."""

@@ -83,6 +83,11 @@ class DigitsServer:
             enabled=self.settings.batching,
         )
 
+    @property
+    def in_flight(self) -> int:
+        """Classifier requests being handled right now."""
+        return self._interceptor.in_flight
+
     async def start(self) -> None:
         """Serve gRPC and metrics; models load in the background (health says when)."""
         self._stopped = asyncio.Event()
@@ -109,7 +114,8 @@ class DigitsServer:
         await stopping
         await self.registry.close()
         if self._metrics_http is not None:
-            self._metrics_http.shutdown()
+            # shutdown() waits for the HTTP thread's next poll (up to 0.5 s): not on the loop.
+            await asyncio.to_thread(self._metrics_http.shutdown)
             self._metrics_http.server_close()
         self._inference_executor.shutdown(wait=True)
         self._decode_executor.shutdown(wait=True)

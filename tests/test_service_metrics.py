@@ -1,0 +1,116 @@
+"""Metric values read back from /metrics after known traffic, and the page is valid."""
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, Histogram
+from service_support import (
+    Running,
+    expected_probabilities,
+    install,
+    loopback_settings,
+    running_server,
+    sample_value,
+    wait_serving,
+)
+
+from digits.service.metrics import CONFIDENCE_BUCKETS, observe_many
+
+BATCHES = (1, 7, 30, 64)
+
+
+async def _send_known_traffic(running: Running) -> np.ndarray:
+    """Four good requests, two bad ones, one for an unknown model; returns the pixels."""
+    generator = np.random.default_rng(5)
+    sent = []
+    for size in BATCHES:
+        pixels = generator.integers(0, 256, (size, 28, 28), dtype=np.uint8)
+        await running.classify(pixels)
+        sent.append(pixels)
+    for bad in (dict(top_k=99), dict(model="fashion")):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await running.classify(sent[0], **bad)
+    return np.concatenate(sent)
+
+
+async def test_metrics_count_the_traffic_that_was_sent(
+        model_templates: Any, models_root: Path) -> None:
+    install(model_templates.dense_a, models_root, "mnist", 1)
+    async with running_server(loopback_settings(models_root)) as running:
+        await wait_serving(running)
+        pixels = await _send_known_traffic(running)
+        text = running.scrape()
+
+    model = {"model": "mnist"}
+    total = len(pixels)
+    assert sample_value(text, "digits_requests_total",
+                        {"method": "Classify", "code": "OK"}) == len(BATCHES)
+    assert sample_value(text, "digits_requests_total",
+                        {"method": "Classify", "code": "INVALID_ARGUMENT"}) == 1
+    assert sample_value(text, "digits_requests_total",
+                        {"method": "Classify", "code": "NOT_FOUND"}) == 1
+    assert sample_value(text, "digits_request_duration_seconds_count",
+                        {"method": "Classify"}) == len(BATCHES) + 2
+    assert sample_value(text, "digits_images_classified_total", model) == total
+
+    probabilities = expected_probabilities(model_templates.weights_a, pixels)
+    predicted = np.bincount(probabilities.argmax(axis=1), minlength=10)
+    for digit in range(10):
+        value = sample_value(text, "digits_predictions_total",
+                             {"model": "mnist", "label": str(digit)})
+        assert (value or 0) == predicted[digit]
+    assert sample_value(text, "digits_prediction_confidence_count", model) == total
+    assert sample_value(text, "digits_prediction_confidence_sum", model) == pytest.approx(
+        probabilities.max(axis=1).sum(), rel=1e-5)
+
+    # Every image went through a model call; batches were at most the request sizes.
+    assert sample_value(text, "digits_batch_size_images_sum", model) == total
+    assert sample_value(text, "digits_inference_duration_seconds_count", model) == \
+        sample_value(text, "digits_batch_size_images_count", model)
+    assert sample_value(text, "digits_queue_depth_images", model) == 0
+    assert sample_value(text, "digits_model_versions_loaded", model) == 1
+    assert sample_value(text, "digits_model_default_version", model) == 1
+    assert sample_value(text, "digits_model_load_duration_seconds_count") == 1
+    assert sample_value(text, "digits_model_load_failures_total") == 0
+    assert (sample_value(text, "digits_model_reload_duration_seconds_count") or 0) >= 1
+    # A name no model answers to never becomes a label value.
+    assert "fashion" not in text
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None,
+                    reason="promtool not installed (Debian package 'prometheus'; CI has it)")
+async def test_the_metrics_page_passes_promtool(
+        model_templates: Any, models_root: Path) -> None:
+    install(model_templates.dense_a, models_root, "mnist", 1)
+    async with running_server(loopback_settings(models_root)) as running:
+        await wait_serving(running)
+        await _send_known_traffic(running)
+        text = running.scrape()
+    checked = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                             capture_output=True, timeout=60, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.strip() == "" and checked.stderr.strip() == "", checked
+
+
+def test_observe_many_matches_observing_one_by_one() -> None:
+    values = np.concatenate([np.random.default_rng(0).random(500), CONFIDENCE_BUCKETS,
+                             [0.0, 1.0, 0.95 + 1e-12]])
+    one_by_one, vectorised = (
+        Histogram("h", "test", ["model"], buckets=CONFIDENCE_BUCKETS,
+                  registry=CollectorRegistry()) for _ in range(2))
+    for value in values:
+        one_by_one.labels(model="m").observe(float(value))
+    observe_many(vectorised.labels(model="m"), values)
+
+    def samples(histogram: Histogram) -> list[tuple[str, dict[str, str], float]]:
+        return [(s.name, s.labels, s.value) for metric in histogram.collect()
+                for s in metric.samples if not s.name.endswith("_created")]
+
+    expected, actual = samples(one_by_one), samples(vectorised)
+    assert [s[:2] for s in actual] == [s[:2] for s in expected]
+    assert [s[2] for s in actual] == pytest.approx([s[2] for s in expected])
