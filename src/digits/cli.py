@@ -36,6 +36,17 @@ def _register_service_commands() -> None:
 _register_service_commands()
 
 
+def _register_job_commands() -> None:
+    """``digits train ...`` and ``digits evaluate`` (jobs/cli.py)."""
+    from digits.jobs import cli as jobs_cli
+
+    main.add_command(jobs_cli.train_group)
+    main.add_command(jobs_cli.evaluate_command)
+
+
+_register_job_commands()
+
+
 def _register_bench_command() -> None:
     """``digits bench`` (bench/cli.py)."""
     from digits.bench.cli import bench

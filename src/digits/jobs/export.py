@@ -6,7 +6,7 @@ uint8 [N, 28, 28] pixels, scales them to [0, 1] inside the graph and returns flo
 """
 
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,12 +96,15 @@ def _keras_version() -> str:
         return "unavailable"
 
 
-def export_model(module: tf.Module, models_root: Path, name: str, card: ModelCard) -> Path:
+def export_model(module: tf.Module, models_root: Path, name: str, card: ModelCard,
+                 extra_files: Mapping[str, bytes] | None = None) -> Path:
     """Save ``module`` as the next version of ``name`` under ``models_root``, atomically.
 
     ``card`` must carry the labels and whatever the job knows (experiment, config,
     dataset, test metrics); signature specs, framework versions, creation time, file
-    digests, name and version are filled in here. Returns the version directory.
+    digests, name and version are filled in here. ``extra_files`` (relative path ->
+    contents, e.g. the training history) are written beside the SavedModel and listed
+    in the card like every other file. Returns the version directory.
     """
     if not card.labels:
         raise ValueError("the model card needs the class labels before export")
@@ -113,4 +116,6 @@ def export_model(module: tf.Module, models_root: Path, name: str, card: ModelCar
     card.created.FromDatetime(datetime.now(UTC))
     with volume.staging_dir(models_root, name) as staging:
         tf.saved_model.save(module, str(staging), signatures={SIGNATURE_KEY: module.serve})
+        for relative_path, contents in (extra_files or {}).items():
+            (staging / relative_path).write_bytes(contents)
         return volume.publish(staging, models_root, name, card)
