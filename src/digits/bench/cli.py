@@ -105,7 +105,8 @@ def bench(
     click.echo(f"{options.client_processes} client process(es), "
                f"{options.server.processes} server process(es), "
                f"{options.duration:g} s per scenario after {options.warmup:g} s warm-up; "
-               "ratio = served images/s / in-process images/s at the same images per call")
+               "ratio = served images/s / in-process images/s of the model at the same "
+               "images per call; decode+model = the server's PNG work done in-process")
     click.echo(format_table(report.results, markdown=markdown))
     if json_path is not None:
         report.write_json(json_path)

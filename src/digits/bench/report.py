@@ -64,7 +64,7 @@ class BenchReport:
 
 
 COLUMNS = ("scenario", "batching", "req/s", "images/s", "p50 ms", "p95 ms", "p99 ms",
-           "errors", "mean batch", "in-process img/s", "ratio")
+           "errors", "mean batch", "in-process img/s", "ratio", "decode+model img/s")
 
 
 def table_rows(results: list[ScenarioResult]) -> list[tuple[str, ...]]:
@@ -84,6 +84,7 @@ def table_rows(results: list[ScenarioResult]) -> list[tuple[str, ...]]:
             "-" if math.isnan(result.mean_batch_size) else f"{result.mean_batch_size:.1f}",
             _number(result.in_process_images_per_second),
             "-" if math.isnan(result.ratio) else f"{result.ratio:.2f}",
+            _number(result.in_process_decode_images_per_second),
         ))
     return rows
 

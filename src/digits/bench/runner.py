@@ -85,7 +85,8 @@ def run(options: BenchOptions, progress: Callable[[str], None]) -> BenchReport:
                     results[scenario] = _run_scenario(
                         scenario, served, pool, images, name, version, options,
                         before[scenario.images_per_request].images_per_second,
-                        decoding.get(scenario.images_per_request, math.nan))
+                        decoding.get(scenario.images_per_request, math.nan)
+                        if scenario.encoding == "png" else math.nan)
 
     progress("measuring the model in-process again")
     for size in sizes:
