@@ -76,3 +76,19 @@ def test_settings_reject_bad_values_directly() -> None:
     with pytest.raises(ValueError,
                        match=r"metrics_port must be 0\.\.65535.*max_batch_size must be positive"):
         ServingSettings(**values)
+
+
+def test_readme_documents_every_setting_and_metric() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    serving = readme[readme.index("## Serving"):]
+    for setting in dataclasses.fields(ServingSettings):
+        assert f"`{flag(setting.name)}" in serving, setting.name
+        assert f"`{env_var(setting.name)}`" in serving, setting.name
+    from prometheus_client import Counter
+
+    from digits.service.metrics import ServiceMetrics
+
+    for metric in vars(ServiceMetrics()).values():
+        if hasattr(metric, "_name"):
+            name = metric._name + ("_total" if isinstance(metric, Counter) else "")
+            assert f"`{name}`" in serving, name
