@@ -28,6 +28,7 @@ class DrainingHealthServicer(health.aio.HealthServicer):
     def __init__(self) -> None:
         super().__init__()
         self._watches: set[asyncio.Task[Any]] = set()
+        self._draining = False
 
     async def Watch(self, request: health_pb2.HealthCheckRequest, context: Any) -> None:
         """Stream status changes of one service until the client or the drain ends it."""
@@ -36,13 +37,18 @@ class DrainingHealthServicer(health.aio.HealthServicer):
         try:
             await watch
         except asyncio.CancelledError:
-            if not watch.cancelled() or not self._gracefully_shutting_down:
+            if not watch.cancelled() or not self._draining:
                 raise
         finally:
             self._watches.discard(watch)
 
+    async def enter_graceful_shutdown(self) -> None:
+        """NOT_SERVING for every service, for good; Watch streams may be ended from now on."""
+        self._draining = True
+        await super().enter_graceful_shutdown()
+
     def end_watches(self) -> None:
-        """End every Watch stream (they have seen NOT_SERVING already)."""
+        """End every Watch stream normally (they have seen NOT_SERVING already)."""
         for watch in self._watches:
             watch.cancel()
 

@@ -68,7 +68,8 @@ class DigitsServer:
             self.grpc_server)
         self.metrics_port = 0
         self._metrics_http: Any = None
-        self._stopped: asyncio.Event | None = None
+        # Made when stop() begins, set when it has finished.
+        self._stopping: asyncio.Event | None = None
 
     def _make_batcher(self, name: str, model: LoadedModel) -> Batcher:
         """One batcher per loaded version; its model calls run in the inference threads."""
@@ -90,16 +91,25 @@ class DigitsServer:
 
     async def start(self) -> None:
         """Serve gRPC and metrics; models load in the background (health says when)."""
-        self._stopped = asyncio.Event()
         await self.health.start()
-        self._metrics_http, _ = start_http_server(
-            self.settings.metrics_port, self.settings.host, self.metrics.registry)
+        try:
+            self._metrics_http, _ = start_http_server(
+                self.settings.metrics_port, self.settings.host, self.metrics.registry)
+        except OSError as error:
+            raise OSError(
+                f"cannot serve metrics on {self.settings.host}:{self.settings.metrics_port}: "
+                f"{error.strerror or error}; pick a free port with --metrics-port (or "
+                "DIGITS_METRICS_PORT)") from error
         self.metrics_port = self._metrics_http.server_port
         await self.grpc_server.start()
         await self.registry.start()
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING at once, let in-flight calls finish (at most ``grace`` s), release all."""
+        if self._stopping is not None:  # a second call waits for the first
+            await self._stopping.wait()
+            return
+        self._stopping = asyncio.Event()
         grace = self.settings.grace_period if grace is None else grace
         await self.health.shut_down()
         # New calls are refused from here on; running ones continue.
@@ -119,13 +129,7 @@ class DigitsServer:
             self._metrics_http.server_close()
         self._inference_executor.shutdown(wait=True)
         self._decode_executor.shutdown(wait=True)
-        if self._stopped is not None:
-            self._stopped.set()
-
-    async def wait_for_termination(self) -> None:
-        """Return once ``stop`` has finished."""
-        if self._stopped is not None:
-            await self._stopped.wait()
+        self._stopping.set()
 
 
 def create_server(
