@@ -48,13 +48,14 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServicer):
     ) -> classifier_pb2.ClassifyResponse:
         """Classify a batch of images with one model version."""
         deadline = _deadline(context)
-        pixels = await self._pixels(request)
+        # The model first: naming a wrong one costs no image decoding.
         with self._registry.acquire(request.model, request.version) as served:
             classes = len(served.labels)
             if not 0 <= request.top_k <= classes:
                 raise InvalidInput(
                     f"top_k: {request.top_k} is out of range; send 0 (no ranking) to "
                     f"{classes} (every class of model {served.name!r})")
+            pixels = await self._pixels(request)
             probabilities = await served.batcher.predict(pixels, deadline)
         response = classifier_pb2.ClassifyResponse(model=served.name, version=served.version)
         self._fill_predictions(response, probabilities, served.labels, request.top_k)
