@@ -27,7 +27,7 @@ from service_support import (
 from digits.v1 import classifier_pb2
 
 CLIENTS = 4
-MAX_REQUESTS_PER_CLIENT = 3000
+MAX_REQUESTS_PER_CLIENT = 20000
 LOAD_SECONDS_LIMIT = 60.0
 
 
