@@ -232,3 +232,11 @@ async def test_unavailable_before_any_version_is_loaded(models_root: Path) -> No
                 await running.classify(random_pixels(1), model=model)
             assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
             assert "no model is loaded yet" in raised.value.details()
+
+
+async def test_corrupt_wire_bytes_are_invalid_argument(served: Running) -> None:
+    raw_classify = served.channel.unary_unary("/digits.v1.Classifier/Classify")
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await raw_classify(b"\x0a\x05ab", timeout=5)  # a 5-byte field holding 2 bytes
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request: not a valid Classify request message" in raised.value.details()

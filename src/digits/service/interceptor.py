@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from digits.service.errors import to_status
+from digits.service.errors import InvalidInput, to_status
 from digits.service.metrics import ServiceMetrics
 from digits.v1 import classifier_pb2
 
@@ -51,13 +52,16 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or not method.startswith(_SERVICE_PREFIX) or (
                 handler.unary_unary is None):
             return handler
+        # The request is parsed inside the wrapper, so that corrupt bytes are bad input
+        # (INVALID_ARGUMENT, counted) rather than the framework's UNKNOWN.
         return grpc.unary_unary_rpc_method_handler(
-            self._wrap(method[len(_SERVICE_PREFIX):], handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
+            self._wrap(method[len(_SERVICE_PREFIX):], handler.unary_unary,
+                       handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
-    def _wrap(self, method: str, behaviour: Handler) -> Handler:
+    def _wrap(self, method: str, behaviour: Handler,
+              deserialize: Callable[[bytes], Any] | None) -> Handler:
         duration = self._metrics.request_duration.labels(method=method)
         requests = self._metrics.requests
 
@@ -68,11 +72,20 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
             requests.labels(method=method, code=code.name).inc()
             duration.observe(time.perf_counter() - started)
 
-        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        def parse(data: bytes) -> Any:
+            if deserialize is None:
+                return data
+            try:
+                return deserialize(data)
+            except DecodeError as error:
+                raise InvalidInput(f"request: not a valid {method} request message ({error}); "
+                                   "send a message built from protos/digits/v1") from None
+
+        async def handle(data: bytes, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             self._enter()
             try:
-                response = await behaviour(request, context)
+                response = await behaviour(parse(data), context)
             except asyncio.CancelledError:
                 # The client cancelled, its deadline passed, or the grace period ended.
                 remaining = context.time_remaining()
