@@ -172,11 +172,17 @@ class ModelRegistry:
                 self._start_unload(model, served)
         if self._unloads:
             await asyncio.gather(*self._unloads, return_exceptions=True)
-        self._executor.shutdown(wait=True)
+        # A load may still be running in the loader thread: wait for it off the loop.
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
 
     async def _poll_forever(self) -> None:
         while True:
-            await self.scan()
+            try:
+                await self.scan()
+            except Exception:  # a bug in one scan must not end polling for good
+                self._metrics.reload_failures.inc()
+                log.exception("scan of %s failed; trying again in %.1f s", self._root,
+                              self._poll_interval)
             await asyncio.sleep(self._poll_interval)
 
     # -- requests ---------------------------------------------------------------------
