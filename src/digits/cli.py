@@ -36,10 +36,30 @@ def _register_service_commands() -> None:
 _register_service_commands()
 
 
-def _register_job_commands() -> None:
-    """``digits train ...`` and ``digits evaluate`` (jobs/cli.py)."""
-    from digits.jobs import cli as jobs_cli
+# Packages of the [jobs] extra: a serving-only install (the service image) lacks them.
+_JOBS_EXTRA_MODULES = {"matplotlib", "tqdm"}
 
+
+def _register_job_commands() -> None:
+    """``digits train ...`` and ``digits evaluate`` (jobs/cli.py); without the [jobs]
+    extra, stand-ins that say how to install it, so ``serve`` still works."""
+    try:
+        from digits.jobs import cli as jobs_cli
+    except ModuleNotFoundError as error:
+        if error.name not in _JOBS_EXTRA_MODULES:
+            raise
+        missing = error.name
+        for name in ("train", "evaluate"):
+
+            @main.command(name, add_help_option=False,
+                          context_settings={"ignore_unknown_options": True})
+            @click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+            def unavailable(arguments: tuple[str, ...]) -> None:
+                """Needs the jobs' dependencies: pip install 'digits[jobs]'."""
+                raise click.ClickException(
+                    f"the training jobs need the [jobs] extra ({missing} is not installed): "
+                    "pip install 'digits[jobs]', or use the jobs image")
+        return
     main.add_command(jobs_cli.train_group)
     main.add_command(jobs_cli.evaluate_command)
 
