@@ -1,0 +1,394 @@
+"""The Compose stack for real: build, train, serve, scrape, roll out a new version, tear down.
+
+Needs a Docker engine with Compose v2. Under CI (``CI`` set) it is required and fails when
+Docker cannot run (scripts/test installs and starts the engine there first); elsewhere it
+is skipped, with the reason, on a machine without an engine. The wall time of each phase
+is printed at the end of the run and written to reports/stack-phases.json.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from digits.service.client import ClassifierClient
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+PHASES_REPORT = ROOT / "reports" / "stack-phases.json"
+MODEL = "mnist"
+# One epoch on the first 5,000 images trains in seconds on 2 cores and still reaches
+# about 87% test accuracy; the test compares the service against the card, not a target.
+TRAINING = {"DIGITS_TRAIN_EPOCHS": "1", "DIGITS_TRAIN_LIMIT": "5000"}
+ACCURACY_TOLERANCE = 0.005
+BATCH_IMAGES = 1000
+READY_SECONDS = 300.0
+SCRAPE_SECONDS = 90.0
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(2700)]
+
+Value = TypeVar("Value")
+
+
+def docker_problem() -> str | None:
+    """Why Docker cannot run the stack here, or None when it can."""
+    if shutil.which("docker") is None:
+        return "no docker command: run scripts/ensure-docker"
+    checks = {("docker", "info"): "the Docker engine does not answer: run scripts/ensure-docker",
+              ("docker", "compose", "version"): "no Compose v2: run scripts/ensure-docker"}
+    for command, problem in checks.items():
+        try:
+            subprocess.run(command, capture_output=True, timeout=60, check=True)
+        except (subprocess.SubprocessError, OSError):
+            return problem
+    return None
+
+
+def unavailable(reason: str) -> None:
+    """Fail under CI, where the stack test is required; skip elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(f"the stack test is required under CI: {reason}")
+    pytest.skip(reason)
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct loopback ports the OS says are free now."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+def wait_until(check: Callable[[], Value | None], *, seconds: float, what: str) -> Value:
+    """Poll ``check`` until it returns something truthy, failing after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {seconds:.0f} s waiting for {what}")
+        time.sleep(0.5)  # the polling period, not a wait for readiness
+
+
+@dataclass
+class PhaseClock:
+    """Wall time of each phase, in the order they ran."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.monotonic() - started, 1)
+
+    def table(self) -> str:
+        width = max(map(len, self.seconds), default=0)
+        lines = [f"  {name:<{width}}  {seconds:7.1f} s" for name, seconds in self.seconds.items()]
+        return "\n".join(["stack phases (wall time):", *lines])
+
+
+@dataclass
+class Stack:
+    """One Compose project of the stack, with its own name and host ports."""
+
+    project: str
+    environment: dict[str, str]
+    grpc_port: int
+    metrics_port: int
+    prometheus_port: int
+    clock: PhaseClock
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def compose(self, *arguments: str, timeout: float) -> str:
+        """Run ``docker compose`` for this project; fail the test with its output if it fails."""
+        command = ["docker", "compose", "--project-name", self.project,
+                   "--file", str(COMPOSE_FILE), *arguments]
+        result = subprocess.run(command, cwd=ROOT, env=self.environment, capture_output=True,
+                                text=True, timeout=timeout, check=False)
+        if result.returncode != 0:
+            pytest.fail(f"docker compose {' '.join(arguments)} exited {result.returncode}:\n"
+                        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        return result.stdout
+
+    def container(self, service: str) -> dict[str, Any]:
+        """`docker inspect` of the service's container."""
+        container_id = self.compose("ps", "--all", "--quiet", service, timeout=60).strip()
+        output = subprocess.run(["docker", "inspect", container_id], capture_output=True,
+                                text=True, timeout=60, check=True).stdout
+        inspected: dict[str, Any] = json.loads(output)[0]
+        return inspected
+
+    def prometheus(self, path: str, **query: str) -> Any:
+        """GET a Prometheus HTTP API path on loopback; its ``data`` field."""
+        url = f"http://127.0.0.1:{self.prometheus_port}{path}"
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def served_requests(self) -> float:
+        """The service's own count of successful Classify calls, from its /metrics."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        return sum(sample.value
+                   for family in text_string_to_metric_families(text)
+                   for sample in family.samples
+                   if sample.name == "digits_requests_total"
+                   and sample.labels == {"method": "Classify", "code": "OK"})
+
+
+def grpc_health(target: str) -> str | None:
+    """The server's overall health status, or None while it cannot be reached."""
+    with ClassifierClient(target, timeout=3) as client:
+        try:
+            return client.health()
+        except grpc.RpcError:
+            return None
+
+
+def prometheus_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def clock(request: pytest.FixtureRequest) -> Iterator[PhaseClock]:
+    """Collects the phase times; prints them and writes reports/stack-phases.json."""
+    phases = PhaseClock()
+    yield phases
+    if not phases.seconds:
+        return
+    PHASES_REPORT.parent.mkdir(exist_ok=True)
+    PHASES_REPORT.write_text(json.dumps(phases.seconds, indent=2) + "\n")
+    # Straight to the terminal, past output capturing (what capsys.disabled() does).
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if capture is not None and reporter is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("\n" + phases.table())
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest, clock: PhaseClock,
+          mnist_path: Path) -> Iterator[Stack]:
+    """The stack built from this checkout, up and healthy; taken down with its volumes."""
+    problem = docker_problem()
+    if problem:
+        unavailable(problem)
+    grpc_port, metrics_port, prometheus_port = free_ports(3)
+    project = f"digits-test-{uuid.uuid4().hex[:8]}"
+    environment = {
+        **os.environ, **TRAINING,
+        "DIGITS_BIND_ADDRESS": "127.0.0.1",
+        "DIGITS_GRPC_HOST_PORT": str(grpc_port),
+        "DIGITS_METRICS_HOST_PORT": str(metrics_port),
+        "PROMETHEUS_HOST_PORT": str(prometheus_port),
+        "DIGITS_MNIST_DIR": str(mnist_path.resolve().parent),
+        "DIGITS_MNIST_FILE": mnist_path.name,
+    }
+    running = Stack(project, environment, grpc_port, metrics_port, prometheus_port, clock)
+
+    with clock.phase("base images (present, pulled or stand-ins)"):
+        standins = subprocess.run([str(ROOT / "scripts" / "build-standins")], cwd=ROOT,
+                                  capture_output=True, text=True, timeout=1800, check=False)
+    if standins.returncode != 0:
+        unavailable(f"scripts/build-standins failed:\n{standins.stderr[-2000:]}")
+    with clock.phase("build images"):
+        running.compose("build", timeout=1800)
+    failures_before = request.session.testsfailed
+    try:
+        with clock.phase("up: train the default model, start service and Prometheus"):
+            running.compose("up", "--detach", "--no-build", timeout=900)
+        with clock.phase("until healthy"):
+            wait_until(lambda: grpc_health(running.grpc_target) == "SERVING",
+                       seconds=READY_SECONDS, what="the service's gRPC health to say SERVING")
+            wait_until(lambda: running.container("service")["State"]["Health"]["Status"]
+                       == "healthy", seconds=READY_SECONDS,
+                       what="Docker's HEALTHCHECK to report the service healthy")
+            wait_until(lambda: prometheus_ready(prometheus_port), seconds=READY_SECONDS,
+                       what="Prometheus to be ready")
+        yield running
+    finally:
+        if request.session.testsfailed > failures_before:
+            logs = subprocess.run(
+                ["docker", "compose", "--project-name", project, "--file", str(COMPOSE_FILE),
+                 "logs", "--no-color", "--tail", "60"], cwd=ROOT, env=environment,
+                capture_output=True, text=True, timeout=120, check=False).stdout
+            print(f"--- last lines of the stack's logs ---\n{logs}")
+        with clock.phase("down -v"):
+            subprocess.run(["docker", "compose", "--project-name", project,
+                            "--file", str(COMPOSE_FILE), "down", "--volumes",
+                            "--remove-orphans", "--timeout", "30"], cwd=ROOT, env=environment,
+                           capture_output=True, timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def mnist_test(mnist_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST test images (uint8 [10000, 28, 28]) and their labels."""
+    with np.load(mnist_path) as data:
+        return data["x_test"], data["y_test"]
+
+
+def test_training_job_exported_the_default_model_and_exited(stack: Stack) -> None:
+    train = stack.container("train")
+    assert train["State"]["ExitCode"] == 0
+    with ClassifierClient(stack.grpc_target) as client:
+        status = client.get_model(MODEL)
+    assert status.default_version == 1
+    card = status.versions[0].card
+    assert card.experiment == "multiclass" and "accuracy" in card.test_metrics
+    # The Compose variables reached the job: it trained on DIGITS_TRAIN_LIMIT images.
+    dataset = card.dataset
+    assert dataset.train_examples + dataset.validation_examples == int(
+        TRAINING["DIGITS_TRAIN_LIMIT"])
+
+
+def test_containers_run_unprivileged_with_a_read_only_model_volume(stack: Stack) -> None:
+    service = stack.container("service")
+    assert service["Config"]["User"] not in ("", "root", "0")
+    models = [mount for mount in service["Mounts"] if mount["Destination"] == "/models"]
+    assert models and models[0]["Type"] == "volume" and models[0]["RW"] is False
+    bindings = [binding for port in service["NetworkSettings"]["Ports"].values() if port
+                for binding in port]
+    assert bindings and {binding["HostIp"] for binding in bindings} == {"127.0.0.1"}
+
+
+def test_classifies_mnist_at_the_accuracy_on_the_model_card(
+        stack: Stack, mnist_test: tuple[np.ndarray, np.ndarray]) -> None:
+    images, labels = mnist_test
+    with stack.clock.phase("classify 10,000 test images"), \
+            ClassifierClient(stack.grpc_target, timeout=60) as client:
+        card = client.get_model(MODEL).versions[0].card
+        predicted: list[int] = []
+        for start in range(0, len(images), BATCH_IMAGES):
+            response = client.classify_pixels(images[start:start + BATCH_IMAGES])
+            predicted.extend(int(prediction.label) for prediction in response.predictions)
+    accuracy = float(np.mean(np.array(predicted) == labels))
+    card_accuracy = card.test_metrics["accuracy"]
+    assert accuracy >= card_accuracy - ACCURACY_TOLERANCE, (
+        f"served accuracy {accuracy:.4f} < card's {card_accuracy:.4f} - {ACCURACY_TOLERANCE}")
+
+
+def test_prometheus_scrapes_the_requests_and_loads_the_alerts(
+        stack: Stack, mnist_test: tuple[np.ndarray, np.ndarray]) -> None:
+    images, _ = mnist_test
+    with ClassifierClient(stack.grpc_target) as client:
+        for index in range(5):
+            client.classify_pixels(images[index:index + 1])
+    served = stack.served_requests()
+    assert served >= 5
+
+    def scraped() -> float | None:
+        result = stack.prometheus("/api/v1/query", query=(
+            'sum(digits_requests_total{job="digits", method="Classify", code="OK"})'))["result"]
+        value = float(result[0]["value"][1]) if result else 0.0
+        return value if value >= served else None
+
+    with stack.clock.phase("until Prometheus has scraped the requests"):
+        wait_until(scraped, seconds=SCRAPE_SECONDS,
+                   what=f"Prometheus to count the service's {served:.0f} Classify calls")
+    up = stack.prometheus("/api/v1/query", query='up{job="digits"}')["result"]
+    assert [sample["value"][1] for sample in up] == ["1"]
+    rules = stack.prometheus("/api/v1/rules")
+    alerts = {rule["name"] for group in rules["groups"] for rule in group["rules"]
+              if rule["type"] == "alerting"}
+    assert {"DigitsServiceDown", "DigitsNoModelLoaded", "DigitsPredictedDigitShift"} <= alerts
+
+
+class Poller(threading.Thread):
+    """Classifies a few images again and again, recording each version or failure.
+
+    Bounded in requests and seconds; paced so the training job keeps its CPU.
+    """
+
+    def __init__(self, target: str, pixels: np.ndarray, *, max_requests: int = 20_000,
+                 max_seconds: float = 900.0) -> None:
+        super().__init__(daemon=True)
+        self.target = target
+        self.pixels = pixels
+        self.max_requests = max_requests
+        self.max_seconds = max_seconds
+        self.versions: list[int] = []
+        self.failures: list[str] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        with ClassifierClient(self.target, timeout=10) as client:
+            while (not self.stopping.is_set() and time.monotonic() < deadline
+                   and len(self.versions) + len(self.failures) < self.max_requests):
+                try:
+                    self.versions.append(client.classify_pixels(self.pixels).version)
+                except grpc.RpcError as error:
+                    self.failures.append(f"{error.code().name}: {error.details()}")
+                self.stopping.wait(0.05)
+
+    def answered_after(self, count: int) -> Callable[[], bool]:
+        return lambda: len(self.versions) >= count or not self.is_alive()
+
+
+def test_a_new_training_run_rolls_out_without_a_failed_request(
+        stack: Stack, mnist_test: tuple[np.ndarray, np.ndarray]) -> None:
+    images, _ = mnist_test
+    poller = Poller(stack.grpc_target, images[:8])
+    poller.start()
+    try:
+        wait_until(poller.answered_after(5), seconds=60, what="the polling client's answers")
+        with stack.clock.phase("second training run (compose run --rm train)"):
+            output = stack.compose(
+                "run", "--rm", "--no-deps", "train", "multiclass", "--seed=1",
+                f"--epochs={TRAINING['DIGITS_TRAIN_EPOCHS']}",
+                f"--train-limit={TRAINING['DIGITS_TRAIN_LIMIT']}", timeout=900)
+        assert f"/models/{MODEL}/2" in output
+        with stack.clock.phase("until the service answers with version 2"):
+            wait_until(lambda: (poller.versions and poller.versions[-1] == 2)
+                       or not poller.is_alive(), seconds=120,
+                       what="the polling client to get answers from version 2")
+            switched_at = len(poller.versions)
+            wait_until(poller.answered_after(switched_at + 10), seconds=60,
+                       what="more answers after the switch")
+    finally:
+        poller.stopping.set()
+        poller.join(timeout=30)
+    assert poller.failures == [], f"{len(poller.failures)} failed requests: {poller.failures[:5]}"
+    assert poller.versions[0] == 1 and poller.versions[-1] == 2
+    assert poller.versions == sorted(poller.versions), "answers went back to version 1"
+
+
+def test_service_stops_gracefully_on_sigterm(stack: Stack) -> None:
+    with stack.clock.phase("stop the service (SIGTERM, drain)"):
+        stack.compose("stop", "--timeout", "30", "service", timeout=120)
+    state = stack.container("service")["State"]
+    # 0, not 137: the server got SIGTERM itself (exec-form entrypoint) and drained in time.
+    assert state["ExitCode"] == 0, state
