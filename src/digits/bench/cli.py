@@ -7,8 +7,8 @@ import click
 from digits.bench.scenarios import ENCODINGS, Scenario, parse_scenario, standard_scenarios
 
 # (warm-up, measured window, in-process window) in seconds.
-FULL_TIMES = (1.0, 5.0, 2.0)
-QUICK_TIMES = (0.3, 1.0, 0.5)
+FULL_TIMES = (1.0, 5.0, 1.0)
+QUICK_TIMES = (0.3, 1.0, 0.3)
 
 
 @click.command()

@@ -44,7 +44,8 @@ class BenchReport:
 
     machine: dict[str, Any]
     settings: dict[str, Any]
-    in_process: dict[int, float]  # images per call -> images/s of the model alone
+    # Images per call -> images/s of the model alone (mean of the scenarios' references).
+    in_process: dict[int, float]
     results: list[ScenarioResult] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:

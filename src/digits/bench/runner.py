@@ -1,5 +1,6 @@
 """One benchmark run: the model in-process, then each scenario against served copies of it."""
 
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -9,7 +10,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -46,59 +46,52 @@ class BenchOptions:
 
 
 def run(options: BenchOptions, progress: Callable[[str], None]) -> BenchReport:
-    """Measure the model in-process, then every scenario served; ``progress`` gets news."""
+    """Measure every scenario served, each right after the model alone at the same size.
+
+    The servers for batching on and off run side by side (idle when not measured) and
+    the scenarios alternate between them, so the load of a shared machine weighs on
+    both alike and each ratio compares figures taken moments apart.
+    """
     from digits.modelstore.saved_model import load_version
     from digits.service.images import decode_image
 
     model = load_version(options.version_dir)
     name, version = options.version_dir.parent.name, int(options.version_dir.name)
     images = workload.sample_images(options.mnist, SAMPLE_IMAGES)
-    sizes = sorted({scenario.images_per_request for scenario in options.scenarios})
+    encoded = [workload.encode_png(image) for image in images[:max(
+        (s.images_per_request for s in options.scenarios), default=1)]]
+    decode_then_predict = inprocess.decode_and_predict(
+        model.predict, lambda data: decode_image(data, "image"))
     report = BenchReport(
         machine=machine_facts(), settings=_settings(options), in_process={})
+    references: dict[int, list[float]] = {}
 
-    progress("measuring the model in-process")
-    before = {size: inprocess.measure(model.predict, images[:size],
-                                      options.in_process_duration) for size in sizes}
-    decoding = {}
-    for size in sorted({s.images_per_request for s in options.scenarios
-                        if s.encoding == "png"}):
-        encoded = [workload.encode_png(image) for image in images[:size]]
-        run_encoded = inprocess.decode_and_predict(
-            model.predict, lambda data: decode_image(data, "image"))
-        decoding[size] = inprocess.measure(
-            run_encoded, encoded, options.in_process_duration).images_per_second
-
-    results: dict[Scenario, ScenarioResult] = {}
-    with _client_pool(options.client_processes) as pool, _served_root(
-            options.version_dir) as models_root:
-        for batching in (True, False):
-            group = [s for s in options.scenarios if s.batching == batching]
-            if not group:
-                continue
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(_client_pool(options.client_processes))
+        models_root = stack.enter_context(_served_root(options.version_dir))
+        servers: dict[bool, ServedModel] = {}
+        for batching in sorted({s.batching for s in options.scenarios}, reverse=True):
             config = replace(options.server, batching=batching)
             progress(f"starting {config.processes} server process(es), batching "
                      f"{'on' if batching else 'off'}")
-            with ServedModel(models_root, name, config) as served:
-                for scenario in group:
-                    progress(f"running {scenario.name}")
-                    results[scenario] = _run_scenario(
-                        scenario, served, pool, images, name, version, options,
-                        before[scenario.images_per_request].images_per_second,
-                        decoding.get(scenario.images_per_request, math.nan)
-                        if scenario.encoding == "png" else math.nan)
+            servers[batching] = stack.enter_context(ServedModel(models_root, name, config))
+        for scenario in options.scenarios:
+            size = scenario.images_per_request
+            progress(f"running {scenario.name}")
+            reference = inprocess.measure(
+                model.predict, images[:size], options.in_process_duration).images_per_second
+            references.setdefault(size, []).append(reference)
+            decoding = math.nan
+            if scenario.encoding == "png":
+                decoding = inprocess.measure(
+                    decode_then_predict, encoded[:size],
+                    options.in_process_duration).images_per_second
+            report.results.append(_run_scenario(
+                scenario, servers[scenario.batching], pool, images, name, version, options,
+                reference, decoding))
 
-    progress("measuring the model in-process again")
-    for size in sizes:
-        after = inprocess.measure(model.predict, images[:size], options.in_process_duration)
-        # The machine is shared: the reference is the mean of before and after.
-        report.in_process[size] = (before[size].images_per_second
-                                   + after.images_per_second) / 2
-    for scenario in options.scenarios:
-        result = results[scenario]
-        report.results.append(replace(
-            result,
-            in_process_images_per_second=report.in_process[scenario.images_per_request]))
+    report.in_process = {size: sum(values) / len(values)
+                         for size, values in sorted(references.items())}
     report.machine["load_average_end"] = os.getloadavg()
     return report
 
@@ -171,7 +164,7 @@ def _sleep_until(moment: float) -> None:
         time.sleep(remaining)
 
 
-@contextmanager
+@contextlib.contextmanager
 def _client_pool(processes: int) -> Iterator[ProcessPoolExecutor]:
     """Client processes started with 'spawn' (no TensorFlow threads inherited), warmed."""
     context = multiprocessing.get_context("spawn")
@@ -190,7 +183,7 @@ def _warm_client(hold: float) -> int:
     return os.getpid()
 
 
-@contextmanager
+@contextlib.contextmanager
 def _served_root(version_dir: Path) -> Iterator[Path]:
     """A models root holding only the version under test (a symbolic link to it), so the
     server loads exactly what the in-process measurement loaded."""
