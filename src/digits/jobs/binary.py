@@ -6,6 +6,7 @@ normal) and budget, so their results can be compared directly.
 """
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,7 @@ def _train_numpy(prepared: PreparedData, hyperparameters: Hyperparameters,
         (_flat(prepared.validation.images), prepared.validation.labels.astype(float)),
         epochs=hyperparameters.epochs, batch_size=hyperparameters.batch_size,
         learning_rate=hyperparameters.learning_rate, seed=seed,
+        progress=sys.stderr.isatty(),  # a bar on terminals; the epoch lines below in logs
     )
     for epoch, (loss, val_accuracy) in enumerate(
             zip(history["loss"], history["val_accuracy"], strict=True), start=1):

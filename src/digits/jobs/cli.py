@@ -86,6 +86,9 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 
 def _run_job(options: dict[str, Any], experiment: Callable[[Any], Any]) -> None:
     """Shared body of the train commands: skip check, run, one-line errors, summary."""
+    # TensorFlow logs every SavedModel write at INFO; the jobs' own lines say what matters.
+    for noisy in ("absl", "tensorflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = _settings(options)
     if options["skip_if_exists"]:
         existing = existing_valid_version(settings.models, settings.name)

@@ -27,31 +27,29 @@ class Hyperparameters:
     filters: tuple[int, ...] = (32, 64)
     kernel_size: int = 5
     dense_units: int = 128
-    dropout_rate: float = 0.4
-    # Training-time distortions (0 turns one off). Shift and zoom are fractions of the
-    # image side (0.1 = 2.8 pixels); rotation is in degrees either way.
+    dropout_rate: float = 0.25
+    # Largest random shift of a training image, as a fraction of its side (0.1 = 2.8
+    # pixels). Adding rotations (10 degrees) and zoom (10%) scored lower on validation.
     shift_fraction: float = 0.1
-    rotation_degrees: float = 0.0
-    zoom_fraction: float = 0.0
     learning_rate: float = 2e-3
     batch_size: int = 128
-    epochs: int = 10
+    epochs: int = 12
 
 
 def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
     """Train the CNN on all digits, evaluate it, export it."""
+    job = pipeline.start(EXPERIMENT, settings, hyperparameters)
+    prepared = pipeline.prepare_data(settings)
+    pipeline.seed_everything(settings.seed)
+    # TensorFlow loads only now, so bad arguments and data fail within a second.
     import keras
 
     from digits.jobs import keras_training
     from digits.jobs.export import KerasServingModule
 
-    job = pipeline.start(EXPERIMENT, settings, hyperparameters)
-    prepared = pipeline.prepare_data(settings)
-    pipeline.seed_everything(settings.seed)
-
     model = build_model(hyperparameters)
-    # Distortions belong to training only: the exported model is ``model`` without them.
-    training_model = with_distortions(model, hyperparameters, settings.seed)
+    # Shifts belong to training only: the exported model is ``model`` without them.
+    training_model = with_random_shifts(model, hyperparameters.shift_fraction, settings.seed)
     steps = hyperparameters.epochs * -(-len(prepared.train) // hyperparameters.batch_size)
     # Decays to 1% of the initial step size: the last epochs fine-tune.
     schedule = keras.optimizers.schedules.CosineDecay(hyperparameters.learning_rate, steps,
@@ -93,25 +91,17 @@ def build_model(hyperparameters: Hyperparameters) -> Any:
     return keras.Model(inputs, outputs, name="cnn")
 
 
-def with_distortions(model: Any, hyperparameters: Hyperparameters, seed: int) -> Any:
-    """``model`` behind layers that randomly shift, rotate and zoom each training image
-    (identity at inference); it shares ``model``'s weights, so training it trains ``model``.
+def with_random_shifts(model: Any, shift_fraction: float, seed: int) -> Any:
+    """``model`` behind a layer that shifts each training image randomly (identity at
+    inference); it shares ``model``'s weights, so training it trains ``model``.
     """
     import keras
     from keras import layers
 
     inputs = keras.Input(shape=(28, 28), name="pixels")
-    # The image layers want a channel axis; they fill with black, like MNIST's border.
-    distorted = layers.Reshape((28, 28, 1))(inputs)
-    if hyperparameters.rotation_degrees > 0:
-        distorted = layers.RandomRotation(hyperparameters.rotation_degrees / 360.0,
-                                          fill_mode="constant", seed=seed)(distorted)
-    if hyperparameters.zoom_fraction > 0:
-        distorted = layers.RandomZoom(hyperparameters.zoom_fraction, fill_mode="constant",
-                                      seed=seed + 1)(distorted)
-    if hyperparameters.shift_fraction > 0:
-        distorted = layers.RandomTranslation(hyperparameters.shift_fraction,
-                                             hyperparameters.shift_fraction,
-                                             fill_mode="constant", seed=seed + 2)(distorted)
-    distorted = layers.Reshape((28, 28))(distorted)
-    return keras.Model(inputs, model(distorted), name="cnn_with_distortions")
+    # RandomTranslation wants a channel axis; it fills with black, like MNIST's border.
+    shifted = layers.Reshape((28, 28, 1))(inputs)
+    shifted = layers.RandomTranslation(shift_fraction, shift_fraction, fill_mode="constant",
+                                       seed=seed)(shifted)
+    shifted = layers.Reshape((28, 28))(shifted)
+    return keras.Model(inputs, model(shifted), name="cnn_with_random_shifts")

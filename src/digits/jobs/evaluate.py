@@ -15,6 +15,8 @@ from google.protobuf import json_format
 from digits.jobs import data, reports
 from digits.jobs.pipeline import ALL_DIGITS, HISTORY_FILENAME, JobError
 from digits.jobs.scoring import Scores, score
+from digits.modelstore.card import InvalidCard, read_card
+from digits.modelstore.saved_model import InvalidModel, load_version
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +39,10 @@ def evaluate(version_dir: Path, data_path: Path | None, reports_root: Path,
 
     Reports go to ``<reports_root>/evaluate/<name>/<version>/`` (replaced on a rerun).
     """
-    from digits.modelstore.saved_model import InvalidModel, load_version
-
     try:
+        read_card(Path(version_dir))  # fails fast, before TensorFlow loads
         model = load_version(Path(version_dir))
-    except InvalidModel as error:
+    except (InvalidCard, InvalidModel) as error:
         raise JobError(f"cannot evaluate: {error}") from error
     card = model.card
     digits = tuple(card.dataset.digits) or ALL_DIGITS

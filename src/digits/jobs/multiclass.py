@@ -27,14 +27,14 @@ class Hyperparameters:
 
 def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
     """Train the dense softmax network on all digits, evaluate it, export it."""
+    job = pipeline.start(EXPERIMENT, settings, hyperparameters)
+    prepared = pipeline.prepare_data(settings)
+    pipeline.seed_everything(settings.seed)
+    # TensorFlow loads only now, so bad arguments and data fail within a second.
     import keras
 
     from digits.jobs import keras_training
     from digits.jobs.export import KerasServingModule
-
-    job = pipeline.start(EXPERIMENT, settings, hyperparameters)
-    prepared = pipeline.prepare_data(settings)
-    pipeline.seed_everything(settings.seed)
 
     model = build_model(hyperparameters.hidden_units, hyperparameters.dropout_rate)
     steps = hyperparameters.epochs * -(-len(prepared.train) // hyperparameters.batch_size)

@@ -62,13 +62,13 @@ class VariantRun:
 
 def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
     """Train every variant for every seed, report them side by side, export the best."""
-    from digits.jobs import regularization_report
-    from digits.jobs.export import KerasServingModule
-
     if hyperparameters.seeds < 1 or hyperparameters.subset_size < 1:
         raise ValueError("seeds and subset_size must be at least 1")
     job = pipeline.start(EXPERIMENT, settings, hyperparameters)
     prepared = pipeline.prepare_data(settings)
+    # TensorFlow loads only now, so bad arguments and data fail within a second.
+    from digits.jobs import regularization_report
+    from digits.jobs.export import KerasServingModule
 
     runs = []
     for seed in range(settings.seed, settings.seed + hyperparameters.seeds):

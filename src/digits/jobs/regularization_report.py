@@ -178,6 +178,6 @@ def _plot_accuracy(path: Path, summary: Mapping[str, Mapping[str, Mapping[str, f
     axis.set_ylim(max(0.0, lowest - 0.05), 1.0)
     axis.set_xticks(positions, list(variants))
     axis.set_ylabel("accuracy (mean ± std over seeds)")
-    axis.legend()
+    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
     axis.grid(axis="y", alpha=0.3)
     return reports.save_figure(figure, path)

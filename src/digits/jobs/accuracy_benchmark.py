@@ -1,0 +1,134 @@
+"""Full-settings accuracy benchmark: every experiment at its defaults, against its target.
+
+Run through ``scripts/bench-accuracy``. Each experiment runs as its own ``digits train``
+process (as a user would run it) into a scratch models/reports directory; the table
+gives test accuracy, target, pass/fail, wall time and the machine's load average, since
+these machines are shared and the times depend on it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+# Wall-time budget of the CNN on a 2-core CPU (issue 2).
+CNN_SECONDS = 15 * 60
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One experiment run at its default settings and the accuracy it must reach."""
+
+    label: str
+    arguments: tuple[str, ...]
+    target: float | None
+    max_seconds: float | None = None
+
+
+BENCHMARKS = (
+    Benchmark("binary-numpy", ("binary", "--impl", "numpy"), 0.998),
+    Benchmark("binary-keras", ("binary", "--impl", "keras"), 0.998),
+    Benchmark("multiclass", ("multiclass",), 0.983),
+    Benchmark("cnn", ("cnn",), 0.994, max_seconds=CNN_SECONDS),
+    Benchmark("regularization", ("regularization",), None),
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one benchmark run measured."""
+
+    benchmark: Benchmark
+    accuracy: float | None
+    seconds: float
+    load_before: float
+    load_after: float
+    detail: str
+
+    @property
+    def passed(self) -> bool:
+        if self.accuracy is None:
+            return False
+        accurate = self.benchmark.target is None or self.accuracy >= self.benchmark.target
+        fast = self.benchmark.max_seconds is None or self.seconds <= self.benchmark.max_seconds
+        return accurate and fast
+
+    def row(self) -> str:
+        target = "-" if self.benchmark.target is None else f">= {self.benchmark.target:.1%}"
+        if self.benchmark.max_seconds is not None:
+            target += f", <= {self.benchmark.max_seconds / 60:.0f} min"
+        accuracy = "failed" if self.accuracy is None else f"{self.accuracy:.2%}"
+        return (f"| {self.benchmark.label} | {accuracy} | {target} | "
+                f"{'pass' if self.passed else 'FAIL'} | {self.seconds / 60:.1f} min | "
+                f"{self.load_before:.1f} / {self.load_after:.1f} | {self.detail} |")
+
+
+def run_benchmark(benchmark: Benchmark, workdir: Path) -> Outcome:
+    """Run one experiment as ``digits train`` and read its metrics.json."""
+    log_path = workdir / f"{benchmark.label}.log"
+    command = [sys.executable, "-m", "digits", "train", *benchmark.arguments,
+               "--models", str(workdir / "models"), "--reports", str(workdir / "reports")]
+    load_before = os.getloadavg()[0]
+    started = time.monotonic()
+    with log_path.open("w") as log_file:
+        completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=log_file, text=True,
+                                   check=False)
+    seconds = time.monotonic() - started
+    load_after = os.getloadavg()[0]
+    log_path.open("a").write(completed.stdout)
+    report_lines = [line for line in completed.stdout.splitlines()
+                    if line.startswith("reports in ")]
+    if completed.returncode != 0 or not report_lines:
+        return Outcome(benchmark, None, seconds, load_before, load_after,
+                       f"exit {completed.returncode}, see {log_path}")
+    metrics = json.loads((Path(report_lines[-1].removeprefix("reports in "))
+                          / "metrics.json").read_text())
+    detail = f"{metrics['test']['errors']} errors of {metrics['test']['examples']}"
+    if "best_variant" in metrics:
+        detail += f"; best variant {metrics['best_variant']}"
+    if "fit_seconds" in metrics:
+        detail += f"; fit {metrics['fit_seconds'] / 60:.1f} min"
+    return Outcome(benchmark, float(metrics["test"]["accuracy"]), seconds, load_before,
+                   load_after, detail)
+
+
+@click.command()
+@click.option("--only", multiple=True, type=click.Choice([b.label for b in BENCHMARKS]),
+              help="Run only this experiment (repeatable); default: all of them.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None,
+              help="Where models, reports and logs go (default: a new temporary "
+                   "directory, kept and printed).")
+def main(only: tuple[str, ...], workdir: Path | None) -> None:
+    """Run the experiments at their full default settings and print a results table.
+
+    DIGITS_MNIST names the data file (scripts/bench-accuracy sets it). Exits non-zero
+    if any experiment misses its target.
+    """
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="digits-bench-accuracy-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    chosen = [b for b in BENCHMARKS if not only or b.label in only]
+    click.echo(f"# accuracy benchmark: {len(chosen)} experiments, {os.cpu_count()} CPUs, "
+               f"output in {workdir}")
+    header = ("| experiment | test accuracy | target | result | wall time | "
+              "load avg before / after | detail |\n| --- | --- | --- | --- | --- | --- | --- |")
+    outcomes = []
+    for benchmark in chosen:
+        click.echo(f"running {benchmark.label}: digits train {' '.join(benchmark.arguments)}",
+                   err=True)
+        outcomes.append(run_benchmark(benchmark, workdir))
+        click.echo(outcomes[-1].row(), err=True)
+    click.echo(header)
+    for outcome in outcomes:
+        click.echo(outcome.row())
+    if not all(outcome.passed for outcome in outcomes):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
