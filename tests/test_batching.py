@@ -92,6 +92,7 @@ def make_batcher(
     batch_timeout: float = 0.002,
     max_queue_images: int = 1000,
     enabled: bool = True,
+    idle_gap: float = 0.001,
 ) -> Batcher:
     return Batcher(
         model,
@@ -102,6 +103,7 @@ def make_batcher(
         batch_timeout=batch_timeout,
         max_queue_images=max_queue_images,
         enabled=enabled,
+        idle_gap=idle_gap,
     )
 
 
@@ -127,17 +129,84 @@ async def test_concurrent_calls_coalesce_into_one_model_call(
     assert all(r.shape == (1, CLASSES) and r.dtype == np.float32 for r in results)
 
 
-async def test_partial_batch_flushes_on_timeout(
+async def coalesce_first(batcher: Batcher, ids: range) -> None:
+    """Send ``ids`` at once: one batch of that many requests, which the next batch expects."""
+    await asyncio.gather(*(batcher.predict(images(i)) for i in ids))
+
+
+async def test_a_lone_client_never_waits_for_others(
     model: FakeModel, metrics: ServiceMetrics, executor: ThreadPoolExecutor,
     closing: list[Batcher],
 ) -> None:
-    batcher = make_batcher(model, metrics, executor, max_batch_size=100, batch_timeout=0.01)
+    # Timeout and idle gap far beyond the test: only "the previous batch held one request
+    # and one is queued" can start these batches.
+    batcher = make_batcher(model, metrics, executor, max_batch_size=8, batch_timeout=60,
+                           idle_gap=60)
     closing.append(batcher)
+    for image_id in range(3):
+        assert ids_of(await asyncio.wait_for(batcher.predict(images(image_id)), 30)) == [
+            image_id]
+    assert model.calls == [[0], [1], [2]]
+
+
+async def test_batch_starts_once_as_many_requests_as_last_time_are_queued(
+    model: FakeModel, metrics: ServiceMetrics, executor: ThreadPoolExecutor,
+    closing: list[Batcher],
+) -> None:
+    batcher = make_batcher(model, metrics, executor, max_batch_size=64, batch_timeout=60,
+                           idle_gap=60)
+    closing.append(batcher)
+    await coalesce_first(batcher, range(4))
+    first_three = [asyncio.ensure_future(batcher.predict(images(i))) for i in (10, 11, 12)]
+    for _ in range(20):  # give the worker every chance to start too early
+        await asyncio.sleep(0.001)
+    assert model.calls == [[0, 1, 2, 3]]  # three of the expected four: still waiting
+    fourth = batcher.predict(images(13))
+    results = await asyncio.wait_for(asyncio.gather(*first_three, fourth), 30)
+    assert model.calls == [[0, 1, 2, 3], [10, 11, 12, 13]]
+    assert [ids_of(r) for r in results] == [[10], [11], [12], [13]]
+
+
+async def test_partial_batch_starts_when_the_oldest_has_waited_batch_timeout(
+    model: FakeModel, metrics: ServiceMetrics, executor: ThreadPoolExecutor,
+    closing: list[Batcher],
+) -> None:
+    batcher = make_batcher(model, metrics, executor, max_batch_size=64, batch_timeout=0.05,
+                           idle_gap=60)
+    closing.append(batcher)
+    await coalesce_first(batcher, range(4))
+    began = time.monotonic()
     results = await asyncio.wait_for(
-        asyncio.gather(*(batcher.predict(images(i)) for i in range(3))), timeout=30
-    )
-    assert model.calls == [[0, 1, 2]]
-    assert [ids_of(r) for r in results] == [[0], [1], [2]]
+        asyncio.gather(batcher.predict(images(10)), batcher.predict(images(11))), 30)
+    assert time.monotonic() - began >= 0.05  # it did wait for the other two expected
+    assert model.calls == [[0, 1, 2, 3], [10, 11]]
+    assert [ids_of(r) for r in results] == [[10], [11]]
+
+
+async def test_partial_batch_starts_when_arrivals_pause_for_the_idle_gap(
+    model: FakeModel, metrics: ServiceMetrics, executor: ThreadPoolExecutor,
+    closing: list[Batcher],
+) -> None:
+    batcher = make_batcher(model, metrics, executor, max_batch_size=64, batch_timeout=60,
+                           idle_gap=0.05)
+    closing.append(batcher)
+    await coalesce_first(batcher, range(4))
+    began = time.monotonic()
+    result = await asyncio.wait_for(batcher.predict(images(10)), 30)
+    assert time.monotonic() - began >= 0.05
+    assert ids_of(result) == [10]
+    assert model.calls == [[0, 1, 2, 3], [10]]
+
+
+async def test_zero_batch_timeout_never_waits(
+    model: FakeModel, metrics: ServiceMetrics, executor: ThreadPoolExecutor,
+    closing: list[Batcher],
+) -> None:
+    batcher = make_batcher(model, metrics, executor, max_batch_size=64, batch_timeout=0,
+                           idle_gap=60)
+    closing.append(batcher)
+    await coalesce_first(batcher, range(4))
+    assert ids_of(await asyncio.wait_for(batcher.predict(images(10)), 30)) == [10]
 
 
 async def test_requests_queued_while_the_model_runs_form_the_next_batch(

@@ -1,11 +1,18 @@
 """Dynamic batching: concurrent predict calls for one model version coalesced into model calls.
 
-Requests wait in a queue bounded in images. One worker task per batcher takes the oldest
-requests (splitting one that does not fit) until a batch holds ``max_batch_size`` images
-or the oldest request has waited ``batch_timeout`` seconds, drops the requests whose
-deadline has passed or whose caller has gone, runs the model on the batch in the executor
+Requests wait in a queue bounded in images. One worker task per batcher runs one batch at
+a time: it takes the oldest requests (splitting one that does not fit), drops those whose
+deadline has passed or whose caller has gone, runs the model on the rest in the executor
 (off the event loop) and hands each caller exactly its own rows. While the model runs,
 the next batch gathers in the queue, so batches grow with the load by themselves.
+
+When the model is free, the worker starts the next batch as soon as one of these holds:
+
+- the queue holds ``max_batch_size`` images (a full batch);
+- the queue holds as many requests as the previous batch did: the callers just answered
+  are back, and waiting longer would only hold them (so a lone client never waits);
+- no request has arrived for ``idle_gap`` seconds: the arrivals have paused;
+- the oldest request has waited ``batch_timeout`` seconds (0: never wait).
 """
 
 import asyncio
@@ -25,6 +32,11 @@ from digits.service.metrics import ServiceMetrics
 log = logging.getLogger(__name__)
 
 Predict = Callable[[np.ndarray], np.ndarray]
+
+# Under full load a request reaches the batcher every few hundred microseconds (the gRPC
+# and servicer work per request on one event loop), so a millisecond without one means
+# the arrivals have paused rather than that the next one is on its way.
+IDLE_GAP = 0.001
 
 
 @dataclass(eq=False)
@@ -73,6 +85,7 @@ class Batcher:
         batch_timeout: float,
         max_queue_images: int,
         enabled: bool = True,
+        idle_gap: float = IDLE_GAP,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
@@ -85,6 +98,7 @@ class Batcher:
         self._executor = executor
         self._max_batch_size = max_batch_size
         self._batch_timeout = batch_timeout
+        self._idle_gap = idle_gap
         self._max_queue_images = max_queue_images
         self._enabled = enabled
         # Children bound once: labels() on every request would cost a dict lookup and lock.
@@ -100,9 +114,13 @@ class Batcher:
         self._worker: asyncio.Task[None] | None = None
         self._drained: asyncio.Future[None] | None = None  # close() waits on it
         # The worker, when it sleeps, waits on this future until the queue holds at
-        # least _wake_threshold images (or its timer fires); predict() resolves it.
+        # least _wake_images images or _wake_requests requests (or its timer fires);
+        # predict() resolves it.
         self._wakeup: asyncio.Future[None] | None = None
-        self._wake_threshold = 1
+        self._wake_images = 1
+        self._wake_requests = 1
+        self._last_arrival = 0.0
+        self._previous_batch_requests = 1
 
     @property
     def queued_images(self) -> int:
@@ -142,11 +160,13 @@ class Batcher:
         loop = asyncio.get_running_loop()
         request = _Request(pixels, deadline, loop.create_future(), now)
         self._queue.append(request)
+        self._last_arrival = now
         if self._worker is None:
             self._worker = loop.create_task(self._work(), name=f"batcher-{self._model}")
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done() and (
-            self._queued_images >= self._wake_threshold
+            self._queued_images >= self._wake_images
+            or len(self._queue) >= self._wake_requests
         ):
             wakeup.set_result(None)
         # If this caller is cancelled (client gone), the future is cancelled with it and
@@ -193,35 +213,41 @@ class Batcher:
             if not self._queue:
                 if self._closing:
                     return
-                await self._sleep(threshold=1, timeout=None)
+                await self._sleep(images=1, requests=1, timeout=None)
                 continue
-            oldest = self._queue[0]
-            # The tail of a request already partly run never waits: it only adds latency.
-            if not self._closing and not oldest.taken and (
-                self._queued_images < self._max_batch_size
-            ):
-                flush_at = oldest.enqueued + self._batch_timeout
-                remaining = flush_at - time.monotonic()
-                if remaining > 0:
-                    await self._sleep(threshold=self._max_batch_size, timeout=remaining)
-                    if not self._closing and self._queued_images < self._max_batch_size and (
-                        time.monotonic() < flush_at
-                    ):
-                        continue  # woken early for no reason we act on: re-check
+            wait = self._time_to_wait()
+            if wait > 0:
+                await self._sleep(images=self._max_batch_size,
+                                  requests=self._previous_batch_requests, timeout=wait)
+                continue  # re-check: full, enough requests, paused, timed out or closing
             slices = []
             try:
                 slices = self._take_batch()
                 if slices:
+                    self._previous_batch_requests = len(slices)
                     await self._run_batch(slices)
             except Exception as error:  # a bug here must not leave callers waiting forever
                 log.exception("batching worker of model %s failed", self._model)
                 _fail(slices, error)
 
-    async def _sleep(self, threshold: int, timeout: float | None) -> None:
-        """Wait until predict() has queued ``threshold`` images, close(), or ``timeout``."""
+    def _time_to_wait(self) -> float:
+        """Seconds the next batch should still wait for more requests (0: start it now)."""
+        oldest = self._queue[0]
+        # The tail of a request already partly run never waits: it only adds latency.
+        if self._closing or oldest.taken or self._queued_images >= self._max_batch_size:
+            return 0.0
+        if len(self._queue) >= self._previous_batch_requests:
+            return 0.0
+        flush_at = min(oldest.enqueued + self._batch_timeout,
+                       self._last_arrival + self._idle_gap)
+        return max(0.0, flush_at - time.monotonic())
+
+    async def _sleep(self, images: int, requests: int, timeout: float | None) -> None:
+        """Wait until predict() has queued ``images`` images or ``requests`` requests,
+        close(), or ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
         wakeup: asyncio.Future[None] = loop.create_future()
-        self._wakeup, self._wake_threshold = wakeup, threshold
+        self._wakeup, self._wake_images, self._wake_requests = wakeup, images, requests
         timer = loop.call_later(timeout, _resolve, wakeup) if timeout is not None else None
         try:
             await wakeup
