@@ -77,19 +77,19 @@ def run_benchmark(benchmark: Benchmark, workdir: Path) -> Outcome:
     load_before = os.getloadavg()[0]
     started = time.monotonic()
     with log_path.open("w") as log_file:
-        completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=log_file, text=True,
+        # Both streams go to the log as they come, so a long run can be followed there.
+        completed = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT,
                                    check=False)
     seconds = time.monotonic() - started
     load_after = os.getloadavg()[0]
-    log_path.open("a").write(completed.stdout)
-    report_lines = [line for line in completed.stdout.splitlines()
+    report_lines = [line for line in log_path.read_text().splitlines()
                     if line.startswith("reports in ")]
     if completed.returncode != 0 or not report_lines:
         return Outcome(benchmark, None, seconds, load_before, load_after,
                        f"exit {completed.returncode}, see {log_path}")
     metrics = json.loads((Path(report_lines[-1].removeprefix("reports in "))
                           / "metrics.json").read_text())
-    detail = f"{metrics['test']['errors']} errors of {metrics['test']['examples']}"
+    detail = f"{metrics['test']['errors']} of {metrics['test']['examples']} wrong"
     if "best_variant" in metrics:
         detail += f"; best variant {metrics['best_variant']}"
     if "fit_seconds" in metrics:
@@ -119,8 +119,8 @@ def main(only: tuple[str, ...], workdir: Path | None) -> None:
               "load avg before / after | detail |\n| --- | --- | --- | --- | --- | --- | --- |")
     outcomes = []
     for benchmark in chosen:
-        click.echo(f"running {benchmark.label}: digits train {' '.join(benchmark.arguments)}",
-                   err=True)
+        click.echo(f"running {benchmark.label}: digits train {' '.join(benchmark.arguments)} "
+                   f"(log: {workdir / benchmark.label}.log)", err=True)
         outcomes.append(run_benchmark(benchmark, workdir))
         click.echo(outcomes[-1].row(), err=True)
     click.echo(header)
