@@ -167,6 +167,28 @@ async def test_batch_starts_once_as_many_requests_as_last_time_are_queued(
     assert [ids_of(r) for r in results] == [[10], [11], [12], [13]]
 
 
+async def test_requests_arriving_while_the_model_runs_make_the_next_batch_wait(
+    model: FakeModel, metrics: ServiceMetrics, executor: ThreadPoolExecutor,
+    closing: list[Batcher],
+) -> None:
+    # Arrivals during a model call mean other callers are in flight: the next batch
+    # waits for them (here until arrivals pause for the idle gap) instead of starting.
+    batcher = make_batcher(model, metrics, executor, max_batch_size=64, batch_timeout=60,
+                           idle_gap=0.5)
+    closing.append(batcher)
+    model.gate.clear()
+    first = asyncio.ensure_future(batcher.predict(images(0)))
+    await model.wait_started()
+    during = [asyncio.ensure_future(batcher.predict(images(i))) for i in (1, 2)]
+    await asyncio.sleep(0)
+    model.gate.set()
+    assert ids_of(await first) == [0]
+    late = batcher.predict(images(3))  # well within the idle gap of the last arrival
+    results = await asyncio.wait_for(asyncio.gather(*during, late), 30)
+    assert model.calls == [[0], [1, 2, 3]]
+    assert [ids_of(r) for r in results] == [[1], [2], [3]]
+
+
 async def test_partial_batch_starts_when_the_oldest_has_waited_batch_timeout(
     model: FakeModel, metrics: ServiceMetrics, executor: ThreadPoolExecutor,
     closing: list[Batcher],
