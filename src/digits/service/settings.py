@@ -39,7 +39,7 @@ class ServingSettings:
         "a request may pin any of them."))
     max_batch_size: int = field(default=256, metadata=_help(
         "Most images in one model call; concurrent requests are coalesced up to it."))
-    batch_timeout: float = field(default=0.002, metadata=_help(
+    batch_timeout: float = field(default=0.02, metadata=_help(
         "Seconds the oldest queued request waits for others to join its batch."))
     max_queue_images: int = field(default=8192, metadata=_help(
         "Images allowed to wait per model version; beyond it requests get "
