@@ -37,7 +37,7 @@ class ServingSettings:
     max_versions: int = field(default=3, metadata=_help(
         "Newest valid versions kept loaded per model (older ones are unloaded); "
         "a request may pin any of them."))
-    max_batch_size: int = field(default=256, metadata=_help(
+    max_batch_size: int = field(default=1024, metadata=_help(
         "Most images in one model call; concurrent requests are coalesced up to it."))
     batch_timeout: float = field(default=0.02, metadata=_help(
         "Seconds the oldest queued request waits for others to join its batch."))
