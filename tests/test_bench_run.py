@@ -1,0 +1,43 @@
+"""``digits bench`` end to end on a tiny model: real servers, client process, JSON out.
+
+Checks that the run completes and reports what it measured; it asserts no speed.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def test_bench_runs_scenarios_against_real_servers_and_writes_json(
+    model_templates: Any, tmp_path: Path
+) -> None:
+    output = tmp_path / "bench.json"
+    command = [
+        sys.executable, "-m", "digits", "--log-level", "WARNING", "bench",
+        str(model_templates.dense_a),
+        "--scenario", "1:2:raw:on", "--scenario", "1:2:raw:off", "--scenario", "3:1:png:on",
+        "--duration", "0.3", "--warmup", "0.1", "--json", str(output),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 img x c2 raw" in result.stdout and "3 img x c1 png" in result.stdout
+    report = json.loads(output.read_text())
+    rows = {row["name"]: row for row in report["results"]}
+    assert set(rows) == {"1img-c2-raw-batching-on", "1img-c2-raw-batching-off",
+                         "3img-c1-png-batching-on"}
+    for row in rows.values():
+        assert row["errors"] == {}
+        assert row["requests_per_second"] > 0 and row["latency"]["p99"] > 0
+        assert row["images_per_second"] == pytest.approx(
+            row["requests_per_second"] * row["scenario"]["images_per_request"])
+        assert row["in_process_images_per_second"] > 0 and row["ratio"] > 0
+    # Scraped while serving, so an observation may be half-counted: approximately 1.
+    assert rows["1img-c2-raw-batching-off"]["mean_batch_size"] == pytest.approx(1.0, rel=0.05)
+    assert rows["3img-c1-png-batching-on"]["in_process_decode_images_per_second"] > 0
+    assert report["machine"]["cpus"] == os.cpu_count()
