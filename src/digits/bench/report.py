@@ -20,7 +20,9 @@ class ScenarioResult:
     latency: LatencySummary  # seconds
     errors: dict[str, int]
     in_process_images_per_second: float  # the model alone, same images per call
-    mean_batch_size: float  # images per model call on the server (NaN if unknown)
+    # Images per model call on the server, from /metrics scraped around the window while
+    # serving (approximate: an observation may be half-counted); NaN if unknown.
+    mean_batch_size: float
     server_cpu_seconds_per_second: float  # 1.0 is one core busy
     client_cpu_seconds_per_second: float
     # For encoded images: the server's work done in-process (decode each, then predict).
