@@ -38,6 +38,7 @@ Predict = Callable[[np.ndarray], np.ndarray]
 # and servicer work per request on one event loop), so a millisecond without one means
 # the arrivals have paused rather than that the next one is on its way.
 IDLE_GAP = 0.001
+_NEVER = 1 << 62  # a wake-up threshold no queue reaches
 
 
 @dataclass(eq=False)
@@ -225,8 +226,12 @@ class Batcher:
                 continue
             wait = self._time_to_wait()
             if wait > 0:
-                await self._sleep(images=self._max_batch_size,
-                                  requests=self._previous_batch_requests, timeout=wait)
+                # With callers in flight, only a full batch or the timer ends the wait; a
+                # wake-up on every arrival would only cost event loop time.
+                enough_requests = (_NEVER if self._callers_in_flight
+                                   else self._previous_batch_requests)
+                await self._sleep(images=self._max_batch_size, requests=enough_requests,
+                                  timeout=wait)
                 continue  # re-check: full, enough requests, paused, timed out or closing
             slices = []
             try:
