@@ -7,7 +7,9 @@ loop, validates and loads new versions with ``modelstore.saved_model.load_versio
 pin no version. A version that fails is logged, counted and remembered (it is retried only
 if its card changes), and disturbs nothing. A version removed from disk, or pushed out by
 newer ones, leaves the routing table at once but is unloaded only when its in-flight
-requests have finished, so a swap never fails a request.
+requests have finished, so a swap never fails a request. After every load and unload
+the heap is collected and frozen (``heap.refreeze``), so loaded models cost the garbage
+collector nothing while serving.
 """
 
 import asyncio
@@ -27,6 +29,7 @@ from digits.modelstore.card import CARD_FILENAME
 from digits.modelstore.names import InvalidModelName, validate_model_name
 from digits.modelstore.saved_model import LoadedModel, load_version
 from digits.modelstore.signature import IMAGE_SIZE
+from digits.service import heap
 from digits.service.batching import Batcher
 from digits.service.errors import InvalidInput, ModelNotFound, ModelUnavailable
 from digits.service.metrics import ServiceMetrics
@@ -147,6 +150,7 @@ class ModelRegistry:
         self._unloads: set[asyncio.Task[None]] = set()
         self._last_health: dict[str, bool] = {}
         self._volume_error: str | None = None
+        self._closing = False
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -158,6 +162,7 @@ class ModelRegistry:
 
     async def close(self) -> None:
         """Stop polling and unload every version (call after the server stopped)."""
+        self._closing = True  # no collection per unload: one thaw at the end suffices
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -174,6 +179,7 @@ class ModelRegistry:
             await asyncio.gather(*self._unloads, return_exceptions=True)
         # A load may still be running in the loader thread: wait for it off the loop.
         await asyncio.to_thread(self._executor.shutdown, wait=True)
+        heap.thaw()
 
     async def _poll_forever(self) -> None:
         while True:
@@ -376,6 +382,7 @@ class ModelRegistry:
             raise ValueError(f"{path}: warm-up call returned {probabilities.shape} "
                              f"(finite: {np.isfinite(probabilities).all()}), expected "
                              f"[1, {len(loaded.labels)}] finite probabilities")
+        heap.refreeze()
         return loaded
 
     def _retire(self, model: _Model, served: ServedVersion, keep_routing: bool = False) -> None:
@@ -396,12 +403,16 @@ class ModelRegistry:
         task.add_done_callback(self._unloads.discard)
 
     async def _unload(self, model: _Model, served: ServedVersion) -> None:
+        version = served.version
         try:
             await served.batcher.close()
         finally:
-            if model.retiring.get(served.version) is served:
-                del model.retiring[served.version]
-            log.info("unloaded %s version %d", model.name, served.version)
+            if model.retiring.get(version) is served:
+                del model.retiring[version]
+            log.info("unloaded %s version %d", model.name, version)
+        del served  # the last reference: the collection below can reclaim the model
+        if not self._closing:
+            await asyncio.get_running_loop().run_in_executor(self._executor, heap.refreeze)
 
     def _publish_metrics(self, model: _Model) -> None:
         """Loaded-version gauges, only for names that have been loaded (bounded labels)."""
