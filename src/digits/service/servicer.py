@@ -13,9 +13,9 @@ from typing import Any
 import grpc
 import numpy as np
 
-from digits.service import images
+from digits.service import images, prediction_wire
 from digits.service.errors import InvalidInput
-from digits.service.metrics import ServiceMetrics, observe_many
+from digits.service.metrics import PredictionMetrics, ServiceMetrics
 from digits.service.registry import ModelRegistry, ModelStatus, VersionState
 from digits.v1 import classifier_pb2, classifier_pb2_grpc
 
@@ -42,6 +42,7 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServicer):
         self._metrics = metrics
         self._max_images = max_images_per_request
         self._decode_executor = decode_executor
+        self._recorders: dict[tuple[str, tuple[str, ...]], PredictionMetrics] = {}
 
     async def Classify(
         self, request: classifier_pb2.ClassifyRequest, context: grpc.aio.ServicerContext
@@ -58,7 +59,10 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServicer):
             pixels = await self._pixels(request)
             probabilities = await served.batcher.predict(pixels, deadline)
         response = classifier_pb2.ClassifyResponse(model=served.name, version=served.version)
-        self._fill_predictions(response, probabilities, served.labels, request.top_k)
+        # Bulk-encoded: the message API would cost ~3 ms per 1,024 predictions.
+        response.MergeFromString(
+            prediction_wire.encoder_for(served.labels).encode(
+                probabilities, request.top_k))
         self._record(served.name, probabilities, served.labels)
         return response
 
@@ -101,37 +105,13 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServicer):
         return await loop.run_in_executor(
             self._decode_executor, _decode_mixed, list(request.images), kinds)
 
-    def _fill_predictions(
-        self,
-        response: classifier_pb2.ClassifyResponse,
-        probabilities: np.ndarray,
-        labels: list[str],
-        top_k: int,
-    ) -> None:
-        indices = probabilities.argmax(axis=1)
-        confidences = probabilities[np.arange(len(indices)), indices]
-        ranked = (np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k].tolist()
-                  if top_k else None)
-        rows = probabilities.tolist()
-        for row_number, (index, confidence, row) in enumerate(
-                zip(indices.tolist(), confidences.tolist(), rows, strict=True)):
-            prediction = response.predictions.add(
-                label=labels[index], class_index=index, confidence=confidence,
-                probabilities=row)
-            if ranked is not None:
-                for column in ranked[row_number]:
-                    prediction.top.add(label=labels[column], probability=row[column])
-
-    def _record(self, model: str, probabilities: np.ndarray, labels: list[str]) -> None:
+    def _record(self, model: str, probabilities: np.ndarray, labels: tuple[str, ...]) -> None:
         """Images, predicted labels and confidences for drift monitoring."""
-        indices = probabilities.argmax(axis=1)
-        self._metrics.images_classified.labels(model=model).inc(len(indices))
-        counts = np.bincount(indices, minlength=len(labels))
-        for index in np.flatnonzero(counts):
-            self._metrics.predictions.labels(model=model, label=labels[index]).inc(
-                int(counts[index]))
-        observe_many(self._metrics.confidence.labels(model=model),
-                     probabilities[np.arange(len(indices)), indices])
+        recorder = self._recorders.get((model, labels))
+        if recorder is None:  # one per model and label set: few, as few models load
+            recorder = PredictionMetrics(self._metrics, model, labels)
+            self._recorders[(model, labels)] = recorder
+        recorder.record(probabilities)
 
 
 def _decode_mixed(request_images: list[Any], kinds: list[Any]) -> np.ndarray:
