@@ -1,5 +1,6 @@
 """Loading an exported model version: card checks first, then the SavedModel."""
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +28,10 @@ class LoadedModel:
     _signature: Any
     _module: Any  # kept referenced: the signature's variables live in it
 
-    @property
-    def labels(self) -> list[str]:
-        return list(self.card.labels)
+    @functools.cached_property
+    def labels(self) -> tuple[str, ...]:
+        """The card's labels, in output order (copied once: requests read them often)."""
+        return tuple(self.card.labels)
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Class probabilities, float32 [N, classes], for uint8 pixels [N, 28, 28]."""

@@ -68,7 +68,7 @@ class ServedVersion:
     unloading: bool = False
 
     @property
-    def labels(self) -> list[str]:
+    def labels(self) -> tuple[str, ...]:
         return self.model.labels
 
     @property
