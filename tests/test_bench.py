@@ -5,6 +5,7 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -228,3 +229,33 @@ def test_json_report_has_every_figure_and_no_nan(tmp_path: Path) -> None:
     assert row["latency"]["p99"] == pytest.approx(0.0456)
     assert row["in_process_decode_images_per_second"] is None  # NaN is not JSON
     assert data["in_process_images_per_second"] == {"1": 3000.0}
+
+
+def test_rounds_are_summarised_as_medians_with_errors_summed(tmp_path: Path) -> None:
+    fast, slow = Scenario(1, 64, "raw", True), Scenario(1024, 1, "raw", True)
+    rounds = []
+    for number, (images, p99) in enumerate([(2000.0, 0.040), (900.0, 0.300), (2200.0, 0.044)],
+                                           start=1):
+        rounds.append(replace(result_for(fast, images, 3000.0), round=number,
+                              latency=LatencySummary(0.03, 0.035, p99, 0.031)))
+        rounds.append(replace(result_for(slow, 70_000.0 + number, 100_000.0), round=number))
+    report = BenchReport(machine={}, settings={}, in_process={}, results=rounds)
+    assert report.rounds == 3
+    summary = report.summary()
+    assert [result.scenario for result in summary] == [fast, slow]
+    assert summary[0].images_per_second == 2000.0  # the slow spell's 900 is outvoted
+    assert summary[0].latency.p99 == pytest.approx(0.044)
+    assert summary[0].ratio == pytest.approx(2000.0 / 3000.0)
+    assert summary[0].errors == {"DEADLINE_EXCEEDED": 6} and summary[0].round == 0
+    assert summary[1].images_per_second == 70_002.0
+    path = tmp_path / "bench.json"
+    report.write_json(path)
+    data = json.loads(path.read_text())
+    assert [row["images_per_second"] for row in data["results"]] == [2000.0, 70_002.0]
+    assert [row["round"] for row in data["rounds"]] == [1, 1, 2, 2, 3, 3]
+
+
+def test_one_round_is_reported_as_measured() -> None:
+    result = result_for(Scenario(1, 1, "raw", False), 500.0, 2500.0)
+    assert BenchReport(machine={}, settings={}, in_process={},
+                       results=[result]).summary() == [result]

@@ -21,7 +21,7 @@ def test_bench_runs_scenarios_against_real_servers_and_writes_json(
         sys.executable, "-m", "digits", "--log-level", "WARNING", "bench",
         str(model_templates.dense_a),
         "--scenario", "1:2:raw:on", "--scenario", "1:2:raw:off", "--scenario", "3:1:png:on",
-        "--duration", "0.3", "--warmup", "0.1", "--json", str(output),
+        "--duration", "0.3", "--warmup", "0.1", "--rounds", "2", "--json", str(output),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
@@ -41,3 +41,7 @@ def test_bench_runs_scenarios_against_real_servers_and_writes_json(
     assert rows["1img-c2-raw-batching-off"]["mean_batch_size"] == pytest.approx(1.0, rel=0.05)
     assert rows["3img-c1-png-batching-on"]["in_process_decode_images_per_second"] > 0
     assert report["machine"]["cpus"] == os.cpu_count()
+    # Each scenario once per round, rounds in turn; the table rows are their medians.
+    assert [(row["name"], row["round"]) for row in report["rounds"]] == [
+        (name, number) for number in (1, 2) for name in rows]
+    assert "medians of 2 rounds" in result.stdout

@@ -53,6 +53,9 @@ QUICK_TIMES = (0.3, 1.0, 0.3)
 @click.option("--data", "mnist", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               envvar="DIGITS_MNIST", show_envvar=True,
               help="mnist.npz whose test images are sent [default: digits drawn by PIL].")
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run every scenario this many times, rounds in turn, and report the "
+                   "median of each figure (the JSON keeps every round).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write every figure to this JSON file.")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown.")
@@ -62,7 +65,7 @@ def bench(
     encodings: tuple[str, ...], client_processes: int, channels_per_process: int,
     server_processes: int, max_batch_size: int | None, batch_timeout: float | None,
     max_queue_images: int | None, inference_threads: int | None, request_timeout: float,
-    mnist: Path | None, json_path: Path | None, markdown: bool,
+    mnist: Path | None, rounds: int, json_path: Path | None, markdown: bool,
 ) -> None:
     """Benchmark the served path against the model's own speed.
 
@@ -96,6 +99,7 @@ def bench(
             inference_threads=inference_threads),
         request_timeout=request_timeout,
         mnist=mnist,
+        rounds=rounds,
     )
     report = runner.run(options, progress=lambda news: click.echo(f"... {news}", err=True))
     machine = report.machine
@@ -104,10 +108,11 @@ def bench(
                f"{_loads(machine['load_average_end'])} at end")
     click.echo(f"{options.client_processes} client process(es), "
                f"{options.server.processes} server process(es), "
-               f"{options.duration:g} s per scenario after {options.warmup:g} s warm-up; "
+               f"{options.duration:g} s per scenario after {options.warmup:g} s warm-up"
+               + (f", medians of {rounds} rounds" if rounds > 1 else "") + "; "
                "ratio = served images/s / in-process images/s of the model at the same "
                "images per call; decode+model = the server's PNG work done in-process")
-    click.echo(format_table(report.results, markdown=markdown))
+    click.echo(format_table(report.summary(), markdown=markdown))
     if json_path is not None:
         report.write_json(json_path)
         click.echo(f"wrote {json_path}", err=True)

@@ -1,7 +1,14 @@
-"""The benchmark's results: one row per scenario, printed as a table and saved as JSON."""
+"""The benchmark's results: one row per scenario, printed as a table and saved as JSON.
+
+With several rounds each row holds the median of every figure over the rounds (errors
+summed), so one noisy spell on a shared machine does not decide a figure; the JSON keeps
+every round.
+"""
 
 import json
 import math
+import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,7 @@ class ScenarioResult:
     client_cpu_seconds_per_second: float
     # For encoded images: the server's work done in-process (decode each, then predict).
     in_process_decode_images_per_second: float = math.nan
+    round: int = 1  # which pass over the scenarios measured it (0: a median of rounds)
 
     @property
     def ratio(self) -> float:
@@ -48,22 +56,66 @@ class BenchReport:
     settings: dict[str, Any]
     # Images per call -> images/s of the model alone (mean of the scenarios' references).
     in_process: dict[int, float]
-    results: list[ScenarioResult] = field(default_factory=list)
+    results: list[ScenarioResult] = field(default_factory=list)  # every round's
+
+    @property
+    def rounds(self) -> int:
+        return max((result.round for result in self.results), default=0)
+
+    def summary(self) -> list[ScenarioResult]:
+        """One result per scenario, in run order: the only round's, or the medians."""
+        by_name: dict[str, list[ScenarioResult]] = {}
+        for result in self.results:
+            by_name.setdefault(result.scenario.name, []).append(result)
+        return [group[0] if len(group) == 1 else median_of(group)
+                for group in by_name.values()]
 
     def to_json(self) -> dict[str, Any]:
-        """Plain data (NaN as null) for ``--json``."""
+        """Plain data (NaN as null) for ``--json``: the summary, then every round."""
         return _without_nan({
             "machine": self.machine,
             "settings": self.settings,
             "in_process_images_per_second": {str(k): v for k, v in self.in_process.items()},
-            "results": [
-                {**asdict(result), "name": result.scenario.name, "ratio": result.ratio}
-                for result in self.results
-            ],
+            "results": [_result_json(result) for result in self.summary()],
+            "rounds": [_result_json(result) for result in self.results],
         })
 
     def write_json(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+
+def median_of(results: list[ScenarioResult]) -> ScenarioResult:
+    """The rounds of one scenario as one result: each figure's median, errors summed.
+
+    The ratio is then the median served images/s over the median in-process images/s.
+    """
+
+    def median(name: str, part: Callable[[ScenarioResult], Any] = lambda r: r) -> float:
+        values = [float(getattr(part(result), name)) for result in results]
+        return math.nan if any(math.isnan(v) for v in values) else statistics.median(values)
+
+    errors: dict[str, int] = {}
+    for result in results:
+        for code, count in result.errors.items():
+            errors[code] = errors.get(code, 0) + count
+    return ScenarioResult(
+        scenario=results[0].scenario,
+        requests_per_second=median("requests_per_second"),
+        images_per_second=median("images_per_second"),
+        latency=LatencySummary(*(median(name, lambda r: r.latency)
+                                 for name in ("p50", "p95", "p99", "mean"))),
+        errors=errors,
+        in_process_images_per_second=median("in_process_images_per_second"),
+        mean_batch_size=median("mean_batch_size"),
+        server_cpu_seconds_per_second=median("server_cpu_seconds_per_second"),
+        client_cpu_seconds_per_second=median("client_cpu_seconds_per_second"),
+        in_process_decode_images_per_second=median("in_process_decode_images_per_second"),
+        round=0,
+    )
+
+
+def _result_json(result: ScenarioResult) -> dict[str, Any]:
+    return {**asdict(result), "name": result.scenario.name, "ratio": result.ratio}
 
 
 COLUMNS = ("scenario", "batching", "req/s", "images/s", "p50 ms", "p95 ms", "p99 ms",

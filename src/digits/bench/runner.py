@@ -43,6 +43,7 @@ class BenchOptions:
     server: ServerConfig  # its batching switch is set per scenario
     request_timeout: float
     mnist: Path | None = None
+    rounds: int = 1  # passes over the scenarios; the report gives each figure's median
 
 
 def run(options: BenchOptions, progress: Callable[[str], None]) -> BenchReport:
@@ -75,9 +76,10 @@ def run(options: BenchOptions, progress: Callable[[str], None]) -> BenchReport:
             progress(f"starting {config.processes} server process(es), batching "
                      f"{'on' if batching else 'off'}")
             servers[batching] = stack.enter_context(ServedModel(models_root, name, config))
-        for scenario in options.scenarios:
+        for round_number, scenario in _passes(options):
             size = scenario.images_per_request
-            progress(f"running {scenario.name}")
+            progress(f"running {scenario.name}" + (
+                f" (round {round_number} of {options.rounds})" if options.rounds > 1 else ""))
             reference = inprocess.measure(
                 model.predict, images[:size], options.in_process_duration).images_per_second
             references.setdefault(size, []).append(reference)
@@ -86,14 +88,21 @@ def run(options: BenchOptions, progress: Callable[[str], None]) -> BenchReport:
                 decoding = inprocess.measure(
                     decode_then_predict, encoded[:size],
                     options.in_process_duration).images_per_second
-            report.results.append(_run_scenario(
+            report.results.append(replace(_run_scenario(
                 scenario, servers[scenario.batching], pool, images, name, version, options,
-                reference, decoding))
+                reference, decoding), round=round_number))
 
     report.in_process = {size: sum(values) / len(values)
                          for size, values in sorted(references.items())}
     report.machine["load_average_end"] = os.getloadavg()
     return report
+
+
+def _passes(options: BenchOptions) -> Iterator[tuple[int, Scenario]]:
+    """(round, scenario) in run order: every scenario once per round, rounds in turn."""
+    for round_number in range(1, options.rounds + 1):
+        for scenario in options.scenarios:
+            yield round_number, scenario
 
 
 def _run_scenario(
