@@ -78,7 +78,7 @@ def test_binary(tmp_path: Path, mnist_path: Path, implementation: str) -> None:
     trained = _train(tmp_path, mnist_path, "binary", "--impl", implementation,
                      "--train-limit", "3000", "--epochs", "2")
     _assert_reports_and_card(trained, "binary", "mnist-binary")
-    assert trained.model.labels == ["0", "1"]
+    assert trained.model.labels == ("0", "1")
     assert list(trained.model.card.dataset.digits) == [0, 1]
     assert trained.model.card.test_metrics["examples"] == 2115
     assert _served_accuracy(trained.model, mnist_path, (0, 1)) >= 0.98
@@ -88,7 +88,7 @@ def test_multiclass_then_evaluate(tmp_path: Path, mnist_path: Path) -> None:
     trained = _train(tmp_path, mnist_path, "multiclass", "--train-limit", "3000",
                      "--epochs", "2")
     _assert_reports_and_card(trained, "multiclass", "mnist")
-    assert trained.model.labels == [str(d) for d in range(10)]
+    assert trained.model.labels == tuple(str(d) for d in range(10))
     assert _served_accuracy(trained.model, mnist_path, tuple(range(10))) >= 0.80
 
     result = CliRunner().invoke(main, ["evaluate", str(trained.version_dir), "--data",
