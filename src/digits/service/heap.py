@@ -3,10 +3,9 @@
 A serving process holds some 320,000 long-lived Python objects, TensorFlow's own plus
 about 4,000 per loaded version. CPython's full (generation 2) collection walked all of
 them every few seconds under load, a 100-160 ms pause of the whole server, which is what
-set the p99 latency of small requests. Frozen
-objects are skipped by every collection, so after a version loads the heap is collected
-once and frozen; before a version's objects can be reclaimed the heap is unfrozen,
-collected and frozen again.
+set the p99 latency of small requests. Frozen objects are skipped by every collection,
+so after a version loads the heap is collected once and frozen; before a version's
+objects can be reclaimed the heap is unfrozen, collected and frozen again.
 """
 
 import gc
