@@ -12,11 +12,8 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from digits.api import CLASSIFY_METHOD, channel_options
 from digits.v1 import classifier_pb2
-
-CLASSIFY_METHOD = "/digits.v1.Classifier/Classify"
-# Enough for a response of 4,096 predictions with every probability.
-MAX_MESSAGE_BYTES = 64 << 20
 
 
 @dataclass
@@ -73,8 +70,7 @@ async def run_plan(plan: LoadPlan) -> LoadResult:
     """Run the plan's clients in the running event loop; CPU time is left at 0."""
     result = LoadResult(window=plan.stop_at - plan.start_at)
     options = [
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        *channel_options(),
         # A channel of its own per connection, so several server processes sharing a
         # port (SO_REUSEPORT) each get connections.
         ("grpc.use_local_subchannel_pool", 1),

@@ -6,10 +6,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from digits.api import IMAGE_SIZE
 from digits.bench.scenarios import Encoding
 from digits.v1 import classifier_pb2
-
-IMAGE_SIZE = 28
 
 
 def sample_images(mnist: Path | None, count: int, seed: int = 0) -> np.ndarray:

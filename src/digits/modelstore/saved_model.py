@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from digits.api import IMAGE_SIZE
 from digits.modelstore.card import read_card, verify_files
-from digits.modelstore.signature import IMAGE_SIZE, INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY
+from digits.modelstore.signature import INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY
 from digits.v1.model_card_pb2 import ModelCard
 
 log = logging.getLogger(__name__)

@@ -1,11 +1,11 @@
 """The serving signature every exported model has, and the spec the card records."""
 
+from digits.api import IMAGE_SIZE
 from digits.v1.model_card_pb2 import TensorSpec
 
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
-IMAGE_SIZE = 28
 PREPROCESSING = (
     "input: uint8 [N, 28, 28] pixels in MNIST polarity (white ink on black, 0..255); "
     "the graph casts to float32 and divides by 255; any further normalisation is inside "

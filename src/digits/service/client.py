@@ -13,8 +13,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from digits.modelstore.signature import IMAGE_SIZE
-from digits.service.settings import MIB, grpc_options
+from digits.api import DEFAULT_MAX_MESSAGE_BYTES, IMAGE_SIZE, channel_options
 from digits.v1 import classifier_pb2, classifier_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -22,7 +21,6 @@ log = logging.getLogger(__name__)
 Response = TypeVar("Response")
 
 DEFAULT_TIMEOUT = 10.0
-DEFAULT_MAX_MESSAGE_BYTES = 16 * MIB
 
 
 class ClassifierClient:
@@ -46,7 +44,7 @@ class ClassifierClient:
         self._attempts = attempts
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
-        self._channel = grpc.insecure_channel(target, options=grpc_options(max_message_bytes))
+        self._channel = grpc.insecure_channel(target, options=channel_options(max_message_bytes))
         self._classifier = classifier_pb2_grpc.ClassifierStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
