@@ -30,7 +30,7 @@ def models_root(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def model_templates(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Tiny real SavedModels for the service tests (see tests/service_support.py)."""
-    from service_support import export_templates
+    """Tiny real SavedModels for the service tests (see tests/support/models.py)."""
+    from support.models import export_templates
 
     return export_templates(tmp_path_factory.mktemp("templates"))

@@ -7,17 +7,12 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from service_support import (
-    Running,
-    expected_probabilities,
-    install,
-    loopback_settings,
-    running_server,
-    sample_value,
-    wait_serving,
-)
 
 from digits.v1 import classifier_pb2
+
+from support.models import expected_probabilities, install
+from support.prometheus import sample_value
+from support.servers import Running, loopback_settings, running_server, wait_serving
 
 MAX_BATCH = 8
 # Sizes around and across MAX_BATCH, so requests are coalesced, split, and both at once.

@@ -10,25 +10,15 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
 from PIL import Image
-from service_support import (
-    SLOW_MODEL_SECONDS,
-    expected_probabilities,
-    install,
-    loopback_settings,
-    running_server,
-    sample_value,
-    wait_for,
-    wait_serving,
-)
 
-from digits.cli import main
 from digits.service.client import ClassifierClient
 
-
-def digits_cli(*arguments: str) -> Result:
-    return CliRunner().invoke(main, list(arguments), env={}, catch_exceptions=False)
+from support.cli import digits_cli
+from support.models import SLOW_MODEL_SECONDS, expected_probabilities, install
+from support.polling import wait_for
+from support.prometheus import sample_value
+from support.servers import loopback_settings, running_server, wait_serving
 
 
 async def test_client_classifies_pixels_and_files_and_describes_models(

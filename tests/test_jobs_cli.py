@@ -1,8 +1,5 @@
 """`digits train` / `digits evaluate`: bad input gives one clear line and a non-zero exit."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import click
@@ -16,20 +13,7 @@ from digits.jobs.export import DenseStackServingModule, export_model
 from digits.modelstore import volume
 from digits.v1.model_card_pb2 import ModelCard
 
-
-def _digits(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run the real console entry point, as a user would."""
-    return subprocess.run([sys.executable, "-m", "digits", *args], capture_output=True,
-                          text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-
-
-def _error_line(completed: subprocess.CompletedProcess[str]) -> str:
-    assert completed.returncode != 0, completed.stdout
-    assert "Traceback" not in completed.stderr, completed.stderr
-    errors = [line for line in completed.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, completed.stderr
-    return errors[0]
+from support.cli import error_line, run_digits
 
 
 @pytest.fixture
@@ -38,7 +22,7 @@ def places(tmp_path: Path) -> list[str]:
 
 
 def test_missing_data_file(tmp_path: Path, places: list[str]) -> None:
-    line = _error_line(_digits("train", "binary", "--data", str(tmp_path / "no.npz"),
+    line = error_line(run_digits("train", "binary", "--data", str(tmp_path / "no.npz"),
                                *places))
     assert "no.npz: no such file; pass --data (or DIGITS_MNIST)" in line
 
@@ -46,19 +30,19 @@ def test_missing_data_file(tmp_path: Path, places: list[str]) -> None:
 def test_corrupt_data_file(tmp_path: Path, places: list[str], mnist_path: Path) -> None:
     corrupt = tmp_path / "mnist.npz"
     corrupt.write_bytes(mnist_path.read_bytes()[:5000])
-    line = _error_line(_digits("train", "multiclass", "--data", str(corrupt), *places))
+    line = error_line(run_digits("train", "multiclass", "--data", str(corrupt), *places))
     assert f"{corrupt}: not a readable .npz file" in line
 
 
 def test_data_file_from_the_environment(tmp_path: Path, places: list[str],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIGITS_MNIST", str(tmp_path / "env.npz"))
-    line = _error_line(_digits("train", "cnn", *places))
+    line = error_line(run_digits("train", "cnn", *places))
     assert "env.npz: no such file" in line
 
 
 def test_invalid_model_name(places: list[str], mnist_path: Path) -> None:
-    line = _error_line(_digits("train", "binary", "--data", str(mnist_path), "--name",
+    line = error_line(run_digits("train", "binary", "--data", str(mnist_path), "--name",
                                "Bad/Name", *places))
     assert "Invalid value for '--name'" in line and "lowercase letters" in line
 
@@ -67,7 +51,7 @@ def test_unwritable_models_directory(tmp_path: Path, mnist_path: Path) -> None:
     # A regular file where the models directory should be: unwritable even for root.
     blocker = tmp_path / "models"
     blocker.write_text("not a directory")
-    line = _error_line(_digits("train", "binary", "--data", str(mnist_path), "--models",
+    line = error_line(run_digits("train", "binary", "--data", str(mnist_path), "--models",
                                str(blocker), "--reports", str(tmp_path / "reports")))
     assert f"cannot write to the models directory {blocker}" in line
     assert "--models (or DIGITS_MODELS)" in line
@@ -75,18 +59,18 @@ def test_unwritable_models_directory(tmp_path: Path, mnist_path: Path) -> None:
 
 @pytest.mark.parametrize("epochs", ["0", "-3"])
 def test_epochs_must_be_positive(epochs: str, places: list[str], mnist_path: Path) -> None:
-    line = _error_line(_digits("train", "multiclass", "--data", str(mnist_path), "--epochs",
+    line = error_line(run_digits("train", "multiclass", "--data", str(mnist_path), "--epochs",
                                epochs, *places))
     assert "Invalid value for '--epochs'" in line and ">=1" in line
 
 
 def test_unknown_experiment() -> None:
-    line = _error_line(_digits("train", "transformer"))
+    line = error_line(run_digits("train", "transformer"))
     assert "No such command 'transformer'" in line
 
 
 def test_evaluate_rejects_a_directory_that_is_not_a_version(tmp_path: Path) -> None:
-    line = _error_line(_digits("evaluate", str(tmp_path)))
+    line = error_line(run_digits("evaluate", str(tmp_path)))
     assert "cannot evaluate" in line and "no model card" in line
 
 
@@ -112,7 +96,7 @@ def test_common_options_and_environment_names() -> None:
         assert by_name["models"].envvar == "DIGITS_MODELS"
 
 
-def test_default_model_names_follow_the_interfaces() -> None:
+def test_default_model_names_are_the_documented_ones() -> None:
     defaults = {name: {p.name: p.default for p in command.params}["name"]
                 for name, command in train_group.commands.items()}
     assert defaults == {"binary": "mnist-binary", "multiclass": "mnist", "cnn": "mnist",

@@ -1,10 +1,13 @@
-"""The metrics declaration is valid Prometheus and uses the documented names."""
+"""The metrics declaration is valid Prometheus and uses the documented names; the bulk
+histogram and the prediction metrics count exactly what one-by-one observation would."""
 
 import numpy as np
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from digits.service.metrics import FEW_IMAGES, PredictionMetrics, ServiceMetrics
+from digits.service.bulk_histogram import BulkHistogram
+from digits.service.metrics import CONFIDENCE_BUCKETS, ServiceMetrics
+from digits.service.prediction_metrics import FEW_IMAGES, PredictionMetrics
 
 
 def test_metrics_render_with_prometheus_names() -> None:
@@ -50,3 +53,36 @@ def test_prediction_metrics_count_the_same_one_image_at_a_time_as_in_bulk() -> N
     assert bulk.registry.get_sample_value(
         "digits_prediction_confidence_sum", {"model": "mnist"}) == pytest.approx(
         probabilities.max(axis=1).sum())
+
+
+def test_bulk_histogram_exports_what_histogram_observe_would() -> None:
+    values = np.concatenate([np.random.default_rng(0).random(500), CONFIDENCE_BUCKETS,
+                             [0.0, 1.0, 0.95 + 1e-12, 2.0]])
+    registry = CollectorRegistry()
+    one_by_one = Histogram("h", "test", ["model"], buckets=CONFIDENCE_BUCKETS,
+                           registry=registry)
+    bulk = BulkHistogram("b", "test", ["model"], CONFIDENCE_BUCKETS, registry)
+    for value in values:
+        one_by_one.labels(model="m").observe(float(value))
+    bulk.labels(model="m").observe_many(values[:300])
+    for value in values[300:]:
+        bulk.labels(model="m").observe(float(value))  # the one-value path adds up the same
+
+    def samples(prefix: str) -> list[tuple[str, dict[str, str], float]]:
+        return [(s.name[len(prefix):], s.labels, s.value) for family in registry.collect()
+                for s in family.samples
+                if s.name.startswith(prefix) and not s.name.endswith("_created")]
+
+    expected, actual = samples("h"), samples("b")
+    assert [s[:2] for s in actual] == [s[:2] for s in expected]
+    assert [s[2] for s in actual] == pytest.approx([s[2] for s in expected])
+    assert "b_bucket" in generate_latest(registry).decode()
+
+
+def test_bulk_histogram_refuses_a_second_metric_of_its_name_and_wrong_labels() -> None:
+    registry = CollectorRegistry()
+    histogram = BulkHistogram("h", "test", ["model"], CONFIDENCE_BUCKETS, registry)
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        Histogram("h", "again", ["model"], registry=registry)
+    with pytest.raises(ValueError, match="expected labels"):
+        histogram.labels(version="1")

@@ -1,233 +1,200 @@
-"""The model registry alone (no gRPC): loading, routing, failures, retirement, health."""
+"""The registry alone: one state per version, routing, retirement after the last request,
+listeners. Fake models and predictors (the watcher's tests load real ones)."""
 
 import asyncio
-import concurrent.futures
-import gc
-import shutil
-import weakref
-from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Hashable
+from typing import cast
 
 import numpy as np
 import pytest
-from service_support import corrupt_copy, install
 
-from digits.modelstore.saved_model import LoadedModel, load_version
-from digits.service.batching import Batcher
+from digits.modelstore.saved_model import LoadedModel
+from digits.service.domain import VersionState
 from digits.service.errors import InvalidInput, ModelNotFound, ModelUnavailable
-from digits.service.metrics import ServiceMetrics
-from digits.service.registry import Loader, ModelRegistry, VersionState
+from digits.service.models.registry import ModelRegistry, ModelVersion, RegistryListener
+from digits.v1.model_card_pb2 import ModelCard
 
-ONE_IMAGE = np.zeros((1, 28, 28), np.uint8)
+LABELS = tuple(str(digit) for digit in range(10))
 
 
-class Harness:
-    """A registry over ``root`` with real batchers, and what it reported."""
+class FakeModel:
+    """What the registry reads of a LoadedModel: labels and a card."""
 
-    def __init__(self, root: Path, max_versions: int = 3,
-                 loader: Loader = load_version) -> None:
-        self.metrics = ServiceMetrics()
-        self.executor = concurrent.futures.ThreadPoolExecutor(1)
-        self.health: list[dict[str, bool]] = []
-        self.registry = ModelRegistry(
-            root, metrics=self.metrics, make_batcher=self._batcher, default_model="mnist",
-            poll_interval=3600, max_versions=max_versions, on_health_change=self._record,
-            loader=loader)
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.labels = LABELS
+        self.card = ModelCard(labels=LABELS, experiment=tag)
 
-    def _batcher(self, name: str, model: LoadedModel) -> Batcher:
-        return Batcher(model.predict, model=name, metrics=self.metrics,
-                       executor=self.executor, max_batch_size=64, batch_timeout=0.0,
-                       max_queue_images=1024)
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        return np.zeros((len(pixels), len(LABELS)), np.float32)
 
-    async def _record(self, health: Mapping[str, bool]) -> None:
-        self.health.append(dict(health))
 
-    def states(self, name: str = "mnist") -> dict[int, VersionState]:
-        return {v.version: v.state for v in self.registry.status(name).versions}
+def model(tag: str) -> LoadedModel:
+    return cast(LoadedModel, FakeModel(tag))
 
-    def sample(self, name: str, **labels: str) -> float | None:
-        return self.metrics.registry.get_sample_value(name, labels)
+
+class FakePredictor:
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def predict(self, pixels: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        return np.zeros((len(pixels), len(LABELS)), np.float32)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class Recorder(RegistryListener):
+    """Attaches predictors and writes down every call, with what it saw at the time."""
+
+    def __init__(self, name: str, log: list[tuple[str, ...]]) -> None:
+        self.name = name
+        self.log = log
+
+    async def on_load(self, version: ModelVersion) -> None:
+        assert version.state is VersionState.LOADING  # not yet taking traffic
+        if version.predictor is None:
+            version.predictor = FakePredictor()
+        self.log.append((self.name, "load", f"{version.name}/{version.version}"))
+
+    async def on_unload(self, version: ModelVersion) -> None:
+        # Released by the registry, its predictor closed, before any listener hears of it.
+        assert version.in_flight == 0 and version.model is None and version.predictor is None
+        self.log.append((self.name, "unload", f"{version.name}/{version.version}"))
+
+    async def on_change(self, registry: ModelRegistry) -> None:
+        self.log.append((self.name, "change", str(registry.readiness())))
 
 
 @pytest.fixture
-async def harness(models_root: Path) -> AsyncIterator[Harness]:
-    harness = Harness(models_root)
-    yield harness
-    await harness.registry.close()
-    harness.executor.shutdown()
+def log() -> list[tuple[str, ...]]:
+    return []
 
 
-async def test_newest_version_serves_by_default_and_older_ones_can_be_pinned(
-        harness: Harness, models_root: Path, model_templates: Any) -> None:
-    install(model_templates.dense_a, models_root, "mnist", 1)
-    install(model_templates.dense_b, models_root, "mnist", 3)
-    await harness.registry.scan()
-    with harness.registry.acquire("", 0) as served:
-        assert (served.name, served.version) == ("mnist", 3)
-    with harness.registry.acquire("mnist", 1) as served:
-        assert served.version == 1
-        assert (await served.batcher.predict(ONE_IMAGE)).shape == (1, 10)
-    assert harness.states() == {3: VersionState.AVAILABLE, 1: VersionState.AVAILABLE}
-    assert harness.sample("digits_model_versions_loaded", model="mnist") == 2
-    assert harness.sample("digits_model_default_version", model="mnist") == 3
-    assert harness.health[-1] == {"mnist": True}
+@pytest.fixture
+def registry(log: list[tuple[str, ...]]) -> ModelRegistry:
+    return ModelRegistry([Recorder("first", log), Recorder("second", log)])
 
 
-@pytest.mark.parametrize("how", ["sha256", "savedmodel", "card"])
-async def test_a_broken_version_is_counted_reported_and_disturbs_nothing(
-        harness: Harness, models_root: Path, model_templates: Any, how: str) -> None:
-    install(model_templates.dense_a, models_root, "mnist", 1)
-    await harness.registry.scan()
-    corrupt_copy(model_templates.dense_b, models_root, "mnist", 2, how)
-    await harness.registry.scan()
-    await harness.registry.scan()  # remembered: not retried while unchanged
-    with harness.registry.acquire("mnist", 0) as served:
-        assert served.version == 1
-    status = harness.registry.status("mnist")
-    assert [(v.version, v.state) for v in status.versions] == [
-        (2, VersionState.FAILED), (1, VersionState.AVAILABLE)]
-    assert str(models_root / "mnist" / "2") in status.versions[0].error
-    assert harness.sample("digits_model_load_failures_total") == 1
-    with pytest.raises(ModelNotFound, match="no version 2 loaded; loaded versions: 1"):
-        harness.registry.acquire("mnist", 2).__enter__()
+async def load(registry: ModelRegistry, name: str, number: int, tag: str = "",
+               source: Hashable = None) -> None:
+    await registry.loading(name, number)
+    await registry.loaded(name, number, model(tag or f"{name}/{number}"), source or tag)
 
 
-async def test_a_repaired_version_is_retried(
-        harness: Harness, models_root: Path, model_templates: Any) -> None:
-    broken = corrupt_copy(model_templates.dense_a, models_root, "mnist", 1, "card")
-    await harness.registry.scan()
-    assert harness.states() == {1: VersionState.FAILED}
-    shutil.rmtree(broken)
-    install(model_templates.dense_a, models_root, "mnist", 1)
-    await harness.registry.scan()
-    assert harness.states() == {1: VersionState.AVAILABLE}
+def states(registry: ModelRegistry, name: str = "mnist") -> dict[int, VersionState]:
+    return {v.version: v.state for v in registry.status(name).versions}
 
 
-async def test_a_removed_version_is_unloaded_only_after_its_requests_finish(
-        harness: Harness, models_root: Path, model_templates: Any) -> None:
-    install(model_templates.dense_a, models_root, "mnist", 1)
-    install(model_templates.dense_b, models_root, "mnist", 2)
-    await harness.registry.scan()
-    with harness.registry.acquire("mnist", 2) as in_flight:
-        shutil.rmtree(models_root / "mnist" / "2")
-        await harness.registry.scan()
-        await asyncio.sleep(0.05)  # give an (early, wrong) unload every chance to run
-        # Out of routing at once, yet the running request still computes on it.
-        assert harness.states() == {2: VersionState.UNLOADING, 1: VersionState.AVAILABLE}
-        with harness.registry.acquire("mnist", 0) as served:
-            assert served.version == 1
-        assert (await in_flight.batcher.predict(ONE_IMAGE)).shape == (1, 10)
-    await harness.registry.close()  # waits for the unload the release started
-    assert harness.registry.model_names() == []
+async def test_newest_loaded_version_serves_unpinned_requests_older_ones_when_pinned(
+        registry: ModelRegistry) -> None:
+    await load(registry, "mnist", 1)
+    await load(registry, "mnist", 3)
+    with registry.acquire("mnist") as version:
+        assert (version.name, version.version) == ("mnist", 3)
+    with registry.acquire("mnist", 1) as version:
+        assert version.model is not None and version.labels == LABELS
+    status = registry.status("mnist")
+    assert status.default_version == 3
+    assert status.default_card is not None and status.default_card.experiment == "mnist/3"
+    assert registry.loaded_versions("mnist") == [1, 3]
 
 
-async def test_only_the_newest_max_versions_stay_loaded(
-        models_root: Path, model_templates: Any) -> None:
-    harness = Harness(models_root, max_versions=2)
-    try:
-        for version in (1, 2, 3):
-            install(model_templates.dense_a, models_root, "mnist", version)
-        await harness.registry.scan()
-        assert sorted(v for v, s in harness.states().items()
-                      if s == VersionState.AVAILABLE) == [2, 3]
-    finally:
-        await harness.registry.close()
-        harness.executor.shutdown()
+async def test_each_version_has_exactly_one_state_through_its_life(
+        registry: ModelRegistry) -> None:
+    await registry.loading("mnist", 1)
+    assert states(registry) == {1: VersionState.LOADING}
+    with pytest.raises(ModelUnavailable):  # loading does not serve
+        registry.acquire("mnist").__enter__()
+    await registry.loaded("mnist", 1, model("a"), "a")
+    assert states(registry) == {1: VersionState.AVAILABLE}
+    await registry.loading("mnist", 2)
+    await registry.failed("mnist", 2, "broken card")
+    assert states(registry) == {2: VersionState.FAILED, 1: VersionState.AVAILABLE}
+    assert registry.status("mnist").versions[0].error == "broken card"
+    with registry.acquire("mnist") as version:
+        await registry.remove("mnist", 1)
+        assert states(registry) == {2: VersionState.FAILED, 1: VersionState.UNLOADING}
+        assert version.model is not None  # the running request still has it
+    await registry.close()
+    assert registry.model_names() == []
+
+
+async def test_a_removed_version_unloads_only_after_its_requests_finish(
+        registry: ModelRegistry, log: list[tuple[str, ...]]) -> None:
+    await load(registry, "mnist", 1)
+    await load(registry, "mnist", 2)
+    with registry.acquire("mnist", 2) as in_flight:
+        predictor = cast(FakePredictor, in_flight.predictor)
+        await registry.remove("mnist", 2)
+        for _ in range(20):  # give an (early, wrong) unload every chance to run
+            await asyncio.sleep(0)
+        assert not predictor.closed and ("first", "unload", "mnist/2") not in log
+        with registry.acquire("mnist") as default:
+            assert default.version == 1  # out of routing at once
+    await registry.close()
+    assert predictor.closed and in_flight.model is None
+    unloads = [entry for entry in log if entry[1] == "unload"]
+    assert unloads[:2] == [("first", "unload", "mnist/2"), ("second", "unload", "mnist/2")]
+
+
+async def test_a_reloaded_version_serves_until_its_replacement_is_ready(
+        registry: ModelRegistry) -> None:
+    await load(registry, "mnist", 1, tag="old")
+    await registry.loading("mnist", 1)  # the card changed: a new copy loads
+    assert states(registry) == {1: VersionState.AVAILABLE}
+    with registry.acquire("mnist") as version:
+        assert version.source == "old"
+    await registry.loaded("mnist", 1, model("new"), "new")
+    with registry.acquire("mnist") as version:
+        assert version.source == "new"
+    assert states(registry) == {1: VersionState.AVAILABLE}
+    await registry.failed("mnist", 1, "a later copy broke")  # a failed replacement
+    with registry.acquire("mnist") as version:
+        assert version.source == "new"
+
+
+async def test_listeners_hear_each_load_before_traffic_in_their_order(
+        registry: ModelRegistry, log: list[tuple[str, ...]]) -> None:
+    await load(registry, "mnist", 1)
+    loads = [entry for entry in log if entry[1] == "load"]
+    assert loads == [("first", "load", "mnist/1"), ("second", "load", "mnist/1")]
+    assert log[-2:] == [("first", "change", "{'mnist': True}"),
+                        ("second", "change", "{'mnist': True}")]
 
 
 async def test_names_are_validated_and_unknown_ones_list_what_exists(
-        harness: Harness, models_root: Path, model_templates: Any) -> None:
-    with pytest.raises(ModelUnavailable, match="no model is loaded yet"):
-        harness.registry.acquire("mnist", 0).__enter__()
-    install(model_templates.dense_a, models_root, "mnist", 1)
-    install(model_templates.dense_a, models_root, "other", 1)
-    (models_root / "Not-Valid").mkdir()  # invalid directory names are ignored
-    await harness.registry.scan()
-    assert harness.registry.model_names() == ["mnist", "other"]
-    for name in ("../mnist", "MNIST", "a" * 64, "mnist/1"):
+        registry: ModelRegistry) -> None:
+    registry.report_problem("cannot read the models directory /models")
+    with pytest.raises(ModelUnavailable, match=r"no model is loaded yet.*/models"):
+        registry.acquire("mnist").__enter__()
+    await load(registry, "mnist", 1)
+    await load(registry, "other", 1)
+    for name in ("../mnist", "MNIST", "a" * 64, "mnist/1", ""):
         with pytest.raises(InvalidInput, match="model: invalid model name"):
-            harness.registry.acquire(name, 0).__enter__()
+            registry.acquire(name).__enter__()
     with pytest.raises(ModelNotFound, match="available models: mnist, other"):
-        harness.registry.acquire("fashion", 0).__enter__()
+        registry.acquire("fashion").__enter__()
+    with pytest.raises(ModelNotFound, match="no version 2 loaded; loaded versions: 1"):
+        registry.acquire("mnist", 2).__enter__()
     with pytest.raises(InvalidInput, match="version: -1"):
-        harness.registry.acquire("mnist", -1).__enter__()
+        registry.acquire("mnist", -1).__enter__()
 
 
-async def test_a_model_whose_versions_all_fail_is_unavailable_not_missing(
-        harness: Harness, models_root: Path, model_templates: Any) -> None:
-    install(model_templates.dense_a, models_root, "mnist", 1)
-    corrupt_copy(model_templates.dense_a, models_root, "broken", 1, "sha256")
-    await harness.registry.scan()
+async def test_a_model_whose_versions_all_failed_is_unavailable_not_missing(
+        registry: ModelRegistry) -> None:
+    await load(registry, "mnist", 1)
+    await registry.failed("broken", 1, "sha256 mismatch")
     with pytest.raises(ModelUnavailable, match="failed versions: 1"):
-        harness.registry.acquire("broken", 0).__enter__()
-    # A name that never loaded never becomes a metric label.
-    assert harness.sample("digits_model_versions_loaded", model="broken") is None
-    assert harness.health[-1] == {"mnist": True, "broken": False}
+        registry.acquire("broken").__enter__()
+    assert registry.readiness() == {"mnist": True, "broken": False}
+    assert registry.model_names() == ["broken", "mnist"]
 
 
-async def test_an_unreadable_volume_is_counted_and_keeps_what_is_loaded(
-        tmp_path: Path, model_templates: Any) -> None:
-    root = tmp_path / "volume"
-    install(model_templates.dense_a, root, "mnist", 1)
-    harness = Harness(root)
-    try:
-        await harness.registry.scan()
-        root.rename(tmp_path / "gone")
-        await harness.registry.scan()
-        assert harness.sample("digits_model_reload_failures_total") == 1
-        with harness.registry.acquire("mnist", 0) as served:
-            assert served.version == 1
-    finally:
-        await harness.registry.close()
-        harness.executor.shutdown()
-
-
-async def test_health_follows_the_first_load_and_the_last_removal(
-        harness: Harness, models_root: Path, model_templates: Any) -> None:
-    await harness.registry.scan()
-    assert harness.health == [{"mnist": False}]
-    install(model_templates.dense_a, models_root, "mnist", 1)
-    await harness.registry.scan()
-    assert harness.health[-1] == {"mnist": True}
-    shutil.rmtree(models_root / "mnist" / "1")
-    await harness.registry.scan()
-    assert harness.health[-1] == {"mnist": False}
-    with pytest.raises(ModelUnavailable):
-        harness.registry.acquire("mnist", 0).__enter__()
-
-
-class _CyclicModel(LoadedModel):
-    """A loaded model held together by a reference cycle, as TensorFlow's objects are."""
-
-    def __init__(self, model: LoadedModel) -> None:
-        super().__init__(model.path, model.card, model._signature, model._module)
-        self.cycle = self
-
-
-async def test_loaded_models_skip_collections_and_are_reclaimed_once_unloaded(
-        models_root: Path, model_templates: Any) -> None:
-    references: list[weakref.ref[LoadedModel]] = []
-
-    def load_cyclic(path: Path) -> LoadedModel:
-        model = _CyclicModel(load_version(path))
-        references.append(weakref.ref(model))
-        return model
-
-    harness = Harness(models_root, loader=load_cyclic)
-    try:
-        install(model_templates.dense_a, models_root, "mnist", 1)
-        await harness.registry.scan()
-        # Frozen: the collector's generations, which full collections walk, lack it.
-        assert not any(tracked is references[0]() for tracked in gc.get_objects())
-        shutil.rmtree(models_root / "mnist" / "1")
-        await harness.registry.scan()
-        for _ in range(200):  # the unload runs in the background: at most 10 s
-            if references[0]() is None:
-                break
-            await asyncio.sleep(0.05)
-        # Only a collection after unfreezing reclaims a cycle that was frozen.
-        assert references[0]() is None
-    finally:
-        await harness.registry.close()
-        harness.executor.shutdown()
+async def test_removing_the_last_version_makes_the_model_unready(
+        registry: ModelRegistry) -> None:
+    await load(registry, "mnist", 1)
+    assert registry.serving and registry.readiness() == {"mnist": True}
+    await registry.remove("mnist", 1)
+    assert not registry.serving and registry.readiness() == {"mnist": False}
+    await registry.close()

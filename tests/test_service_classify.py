@@ -10,17 +10,11 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from PIL import Image
-from service_support import (
-    Running,
-    expected_probabilities,
-    install,
-    loopback_settings,
-    running_server,
-    wait_available,
-    wait_serving,
-)
 
 from digits.v1 import classifier_pb2
+
+from support.models import expected_probabilities, install
+from support.servers import Running, loopback_settings, running_server, wait_available, wait_serving
 
 ClassifyRequest = classifier_pb2.ClassifyRequest
 ImageMessage = classifier_pb2.Image

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from service_support import loopback_settings, running_server, wait_serving
 
 from digits.modelstore.saved_model import load_version
 from digits.service.client import ClassifierClient
+
+from support.servers import loopback_settings, running_server, wait_serving
 
 TEST_IMAGES = 1000
 ENCODED_IMAGES = 200

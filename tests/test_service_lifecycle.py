@@ -10,21 +10,13 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2
-from service_support import (
-    SLOW_MODEL_SECONDS,
-    Running,
-    corrupt_copy,
-    expected_probabilities,
-    install,
-    loopback_settings,
-    running_server,
-    sample_value,
-    wait_available,
-    wait_for,
-    wait_serving,
-)
 
 from digits.v1 import classifier_pb2
+
+from support.models import SLOW_MODEL_SECONDS, corrupt_copy, expected_probabilities, install
+from support.polling import wait_for
+from support.prometheus import sample_value
+from support.servers import Running, loopback_settings, running_server, wait_available, wait_serving
 
 CLIENTS = 4
 MAX_REQUESTS_PER_CLIENT = 20000

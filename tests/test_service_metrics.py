@@ -8,18 +8,10 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry, Histogram
-from service_support import (
-    Running,
-    expected_probabilities,
-    install,
-    loopback_settings,
-    running_server,
-    sample_value,
-    wait_serving,
-)
 
-from digits.service.metrics import CONFIDENCE_BUCKETS, observe_many
+from support.models import expected_probabilities, install
+from support.prometheus import sample_value
+from support.servers import Running, loopback_settings, running_server, wait_serving
 
 BATCHES = (1, 7, 30, 64)
 
@@ -95,22 +87,3 @@ async def test_the_metrics_page_passes_promtool(
                              capture_output=True, timeout=60, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.strip() == "" and checked.stderr.strip() == "", checked
-
-
-def test_observe_many_matches_observing_one_by_one() -> None:
-    values = np.concatenate([np.random.default_rng(0).random(500), CONFIDENCE_BUCKETS,
-                             [0.0, 1.0, 0.95 + 1e-12]])
-    one_by_one, vectorised = (
-        Histogram("h", "test", ["model"], buckets=CONFIDENCE_BUCKETS,
-                  registry=CollectorRegistry()) for _ in range(2))
-    for value in values:
-        one_by_one.labels(model="m").observe(float(value))
-    observe_many(vectorised.labels(model="m"), values)
-
-    def samples(histogram: Histogram) -> list[tuple[str, dict[str, str], float]]:
-        return [(s.name, s.labels, s.value) for metric in histogram.collect()
-                for s in metric.samples if not s.name.endswith("_created")]
-
-    expected, actual = samples(one_by_one), samples(vectorised)
-    assert [s[:2] for s in actual] == [s[:2] for s in expected]
-    assert [s[2] for s in actual] == pytest.approx([s[2] for s in expected])

@@ -1,15 +1,22 @@
 """Settings: every field is a flag and a DIGITS_* variable, validated with the fix named."""
 
-import dataclasses
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from digits.cli import main
 from digits.service import server
-from digits.service.settings import ServingSettings, env_var, flag
+from digits.service.metrics import ServiceMetrics
+from digits.service.settings import (
+    BatchingSettings,
+    InvalidSettings,
+    LimitSettings,
+    NetworkSettings,
+    ServingSettings,
+    VolumeSettings,
+    options,
+)
 
 
 @pytest.fixture
@@ -28,18 +35,24 @@ def test_help_lists_every_setting_with_its_flag_and_variable() -> None:
     result = CliRunner().invoke(main, ["serve", "--help"], terminal_width=200)
     assert result.exit_code == 0
     text = " ".join(result.output.split())
-    for setting in dataclasses.fields(ServingSettings):
-        assert flag(setting.name) in text
-        assert env_var(setting.name) in text
-        assert " ".join(setting.metadata["help"].split()) in text
+    every = list(options())
+    assert len(every) == 15
+    for option in every:
+        assert option.flag in text
+        assert option.env_var in text
+        assert " ".join(option.help.split()) in text
 
 
-def test_defaults_match_the_agreed_interfaces(captured: list[ServingSettings]) -> None:
+def test_defaults_are_the_documented_ones(captured: list[ServingSettings]) -> None:
     result = CliRunner().invoke(main, ["serve"], env={})
     assert result.exit_code == 0, result.output
     settings = captured[0]
-    assert (settings.models, settings.host, settings.port, settings.metrics_port,
-            settings.default_model) == (Path("models"), "0.0.0.0", 50051, 8000, "mnist")
+    assert settings == ServingSettings()
+    assert (settings.volume.models, settings.network.host, settings.network.port,
+            settings.network.metrics_port, settings.volume.default_model) == (
+        Path("models"), "0.0.0.0", 50051, 8000, "mnist")
+    assert (settings.batching.max_batch_size, settings.batching.batch_timeout,
+            settings.limits.max_images_per_request) == (1024, 0.02, 4096)
 
 
 def test_variables_set_values_and_flags_win(captured: list[ServingSettings]) -> None:
@@ -48,11 +61,11 @@ def test_variables_set_values_and_flags_win(captured: list[ServingSettings]) -> 
     result = CliRunner().invoke(main, ["serve", "--port", "7000"], env=env)
     assert result.exit_code == 0, result.output
     settings = captured[0]
-    assert settings.port == 7000
-    assert settings.batching is False
-    assert settings.models == Path("/srv/models")
-    assert settings.batch_timeout == 0.01
-    assert settings.default_model == "mnist-cnn"
+    assert settings.network.port == 7000
+    assert settings.batching.enabled is False
+    assert settings.volume.models == Path("/srv/models")
+    assert settings.batching.batch_timeout == 0.01
+    assert settings.volume.default_model == "mnist-cnn"
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
@@ -71,24 +84,44 @@ def test_bad_values_are_usage_errors_naming_the_setting(
     assert captured == []
 
 
-def test_settings_reject_bad_values_directly() -> None:
-    values: dict[str, Any] = {"max_batch_size": 0, "metrics_port": -1}
-    with pytest.raises(ValueError,
+def test_every_problem_is_named_at_once() -> None:
+    with pytest.raises(InvalidSettings,
                        match=r"metrics_port must be 0\.\.65535.*max_batch_size must be positive"):
-        ServingSettings(**values)
+        ServingSettings.from_options(max_batch_size=0, metrics_port=-1)
 
 
-def test_readme_documents_every_setting_and_metric() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    serving = readme[readme.index("## Serving"):]
-    for setting in dataclasses.fields(ServingSettings):
-        assert f"`{flag(setting.name)}" in serving, setting.name
-        assert f"`{env_var(setting.name)}`" in serving, setting.name
-    from prometheus_client import Counter
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: NetworkSettings(grace_period=-1), "grace_period must be 0 or more"),
+    (lambda: VolumeSettings(max_versions=0), "max_versions must be positive"),
+    (lambda: BatchingSettings(max_batch_size=0), "max_batch_size must be positive"),
+    (lambda: BatchingSettings(batch_timeout=-1.0), "batch_timeout must be 0 or more"),
+    (lambda: BatchingSettings(max_queue_images=0), "max_queue_images must be positive"),
+    (lambda: LimitSettings(max_message_bytes=0), "max_message_bytes must be positive"),
+    (lambda: ServingSettings(limits=LimitSettings(max_images_per_request=9000)),
+     "must not exceed max_queue_images"),
+])
+def test_each_group_checks_its_own_limits_when_built(build: object, message: str) -> None:
+    with pytest.raises(InvalidSettings, match=message):
+        build()  # type: ignore[operator]
 
-    from digits.service.metrics import ServiceMetrics
 
-    for metric in vars(ServiceMetrics()).values():
-        if hasattr(metric, "_name"):
-            name = metric._name + ("_total" if isinstance(metric, Counter) else "")
-            assert f"`{name}`" in serving, name
+def test_options_round_trip_and_unknown_ones_are_refused() -> None:
+    settings = ServingSettings.from_options(batching=False, max_batch_size=8, port=0)
+    assert (settings.batching.enabled, settings.batching.max_batch_size,
+            settings.network.port) == (False, 8, 0)
+    assert ServingSettings.from_options(**settings.option_values()) == settings
+    with pytest.raises(TypeError, match="unknown settings: max_batch"):
+        ServingSettings.from_options(max_batch=8)
+
+
+def test_docs_document_every_setting_and_metric() -> None:
+    serving = (Path(__file__).parent.parent / "docs" / "serving.md").read_text(
+        encoding="utf-8")
+    for option in options():
+        assert f"`{option.flag}" in serving, option.name
+        assert f"`{option.env_var}`" in serving, option.name
+    families = list(ServiceMetrics().registry.collect())
+    assert len(families) == 15
+    for family in families:
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert f"`{name}`" in serving, name

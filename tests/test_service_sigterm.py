@@ -5,17 +5,18 @@ import re
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from service_support import install, sample_value
 
 from digits.v1 import classifier_pb2, classifier_pb2_grpc
+
+from support.models import install
+from support.polling import wait_until
+from support.prometheus import sample_value, scrape
 
 REQUESTS = 4
 START_SECONDS = 120.0
@@ -24,16 +25,14 @@ GRACE_SECONDS = 60
 
 def _wait(condition: Any, what: str, timeout: float, process: subprocess.Popen[bytes],
           log: Path) -> Any:
-    """Poll ``condition`` until it returns a truthy value; fail with the server's log."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"no {what} (exit code {process.poll()}); server log:\n"
-                                 + log.read_text())
-        time.sleep(0.05)
+    """Poll ``condition`` until it returns a truthy value; fail with the server's log
+    as soon as the server exits."""
+    def exited() -> str | None:
+        if process.poll() is None:
+            return None
+        return f"the server exited with code {process.returncode}; its log:\n{log.read_text()}"
+
+    return wait_until(condition, seconds=timeout, what=what, abort=exited)
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_zero(
@@ -75,9 +74,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(
 
         def all_arrived() -> bool:
             # One request is in the (slow) model, the rest wait in the batching queue.
-            url = f"http://127.0.0.1:{metrics_port}/metrics"
-            with urllib.request.urlopen(url, timeout=5) as response:
-                text = response.read().decode()
+            text = scrape(metrics_port)
             started = sample_value(text, "digits_queue_wait_seconds_count", {"model": "mnist"})
             queued = sample_value(text, "digits_queue_depth_images", {"model": "mnist"})
             return started == 1 and queued == REQUESTS - 1

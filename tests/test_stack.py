@@ -9,7 +9,6 @@ is printed at the end of the run and written to reports/stack-phases.json.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -18,10 +17,10 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import numpy as np
@@ -29,6 +28,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from digits.service.client import ClassifierClient
+
+from support.network import free_ports
+from support.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -41,11 +43,9 @@ ACCURACY_TOLERANCE = 0.005
 BATCH_IMAGES = 1000
 READY_SECONDS = 300.0
 SCRAPE_SECONDS = 90.0
+POLL_SECONDS = 0.5  # each check runs docker or HTTP: a gentler polling period
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(2700)]
-
-Value = TypeVar("Value")
-
 
 def docker_problem() -> str | None:
     """Why Docker cannot run the stack here, or None when it can."""
@@ -66,27 +66,6 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"the stack test is required under CI: {reason}")
     pytest.skip(reason)
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct loopback ports the OS says are free now."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-
-
-def wait_until(check: Callable[[], Value | None], *, seconds: float, what: str) -> Value:
-    """Poll ``check`` until it returns something truthy, failing after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {seconds:.0f} s waiting for {what}")
-        time.sleep(0.5)  # the polling period, not a wait for readiness
 
 
 @dataclass
@@ -232,12 +211,13 @@ def stack(request: pytest.FixtureRequest, clock: PhaseClock,
             running.compose("up", "--detach", "--no-build", timeout=900)
         with clock.phase("until healthy"):
             wait_until(lambda: grpc_health(running.grpc_target) == "SERVING",
-                       seconds=READY_SECONDS, what="the service's gRPC health to say SERVING")
+                       seconds=READY_SECONDS, period=POLL_SECONDS,
+                       what="the service's gRPC health to say SERVING")
             wait_until(lambda: running.container("service")["State"]["Health"]["Status"]
-                       == "healthy", seconds=READY_SECONDS,
+                       == "healthy", seconds=READY_SECONDS, period=POLL_SECONDS,
                        what="Docker's HEALTHCHECK to report the service healthy")
             wait_until(lambda: prometheus_ready(prometheus_port), seconds=READY_SECONDS,
-                       what="Prometheus to be ready")
+                       period=POLL_SECONDS, what="Prometheus to be ready")
         yield running
     finally:
         if request.session.testsfailed > failures_before:
@@ -316,7 +296,7 @@ def test_prometheus_scrapes_the_requests_and_loads_the_alerts(
         return value if value >= served else None
 
     with stack.clock.phase("until Prometheus has scraped the requests"):
-        wait_until(scraped, seconds=SCRAPE_SECONDS,
+        wait_until(scraped, seconds=SCRAPE_SECONDS, period=POLL_SECONDS,
                    what=f"Prometheus to count the service's {served:.0f} Classify calls")
     up = stack.prometheus("/api/v1/query", query='up{job="digits"}')["result"]
     assert [sample["value"][1] for sample in up] == ["1"]
@@ -364,7 +344,8 @@ def test_a_new_training_run_rolls_out_without_a_failed_request(
     poller = Poller(stack.grpc_target, images[:8])
     poller.start()
     try:
-        wait_until(poller.answered_after(5), seconds=60, what="the polling client's answers")
+        wait_until(poller.answered_after(5), seconds=60, period=POLL_SECONDS,
+                   what="the polling client's answers")
         with stack.clock.phase("second training run (compose run --rm train)"):
             output = stack.compose(
                 "run", "--rm", "--no-deps", "train", "multiclass", "--seed=1",
@@ -374,10 +355,10 @@ def test_a_new_training_run_rolls_out_without_a_failed_request(
         with stack.clock.phase("until the service answers with version 2"):
             wait_until(lambda: (poller.versions and poller.versions[-1] == 2)
                        or not poller.is_alive(), seconds=120,
-                       what="the polling client to get answers from version 2")
+                       period=POLL_SECONDS, what="the polling client to get answers from version 2")
             switched_at = len(poller.versions)
             wait_until(poller.answered_after(switched_at + 10), seconds=60,
-                       what="more answers after the switch")
+                       period=POLL_SECONDS, what="more answers after the switch")
     finally:
         poller.stopping.set()
         poller.join(timeout=30)

@@ -21,6 +21,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from digits.service.settings import flag
+
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
@@ -47,7 +49,7 @@ class ServerConfig:
                      "inference_threads"):
             value = getattr(self, name)
             if value is not None:
-                flags += ["--" + name.replace("_", "-"), str(value)]
+                flags += [flag(name), str(value)]
         return flags
 
 

@@ -1,11 +1,10 @@
 """The service's commands: ``digits serve``, ``digits classify`` and ``digits health``.
 
-``serve``'s options are generated from ``ServingSettings``, so every setting is a flag
-and a DIGITS_* variable with the same help text.
+``serve``'s options are generated from the settings (``settings.options()``), so every
+setting is a flag and a DIGITS_* variable with the same help text.
 """
 
 import asyncio
-import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -16,18 +15,18 @@ import click
 import grpc
 import numpy as np
 
-from digits.modelstore.signature import IMAGE_SIZE
-from digits.service.settings import ServingSettings, env_var, flag
+from digits.api import IMAGE_SIZE, PIXELS_PER_IMAGE
+from digits.service.settings import InvalidSettings, ServingSettings, options
 
 Command = Callable[..., Any]
 SERVER_HELP = "Server address as HOST:PORT [env: DIGITS_SERVER]."
 
 
 def _settings_options(command: Command) -> Command:
-    """Add one click option per ServingSettings field (flag, env var, default, help)."""
-    for setting in reversed(dataclasses.fields(ServingSettings)):
-        default = setting.default
-        declaration = flag(setting.name)
+    """Add one click option per setting (flag, env var, default, help)."""
+    for option in reversed(list(options())):
+        default = option.default
+        declaration = option.flag
         kind: Any = type(default)
         if isinstance(default, bool):
             declaration = f"{declaration}/--no-{declaration[2:]}"
@@ -35,8 +34,8 @@ def _settings_options(command: Command) -> Command:
         elif isinstance(default, Path):
             kind = click.Path(path_type=Path, file_okay=False)
         command = click.option(
-            declaration, setting.name, type=kind, default=default, show_default=True,
-            envvar=env_var(setting.name), show_envvar=True, help=setting.metadata["help"],
+            declaration, option.name, type=kind, default=default, show_default=True,
+            envvar=option.env_var, show_envvar=True, help=option.help,
         )(command)
     return command
 
@@ -53,8 +52,8 @@ def serve(**values: Any) -> None:
     from digits.service.server import serve as run_server
 
     try:
-        settings = ServingSettings(**values)
-    except ValueError as error:
+        settings = ServingSettings.from_options(**values)
+    except InvalidSettings as error:
         raise click.UsageError(str(error)) from None
     try:
         asyncio.run(run_server(settings))
@@ -177,11 +176,10 @@ def load_pixel_array(path: Path) -> np.ndarray:
                 f"{path}: {array.dtype} values; save uint8 pixels 0..255, white ink on "
                 "black (for floats in [0, 1]: (x * 255).round().astype('uint8'))")
         array = array.astype(np.uint8)
-    pixels_per_image = IMAGE_SIZE * IMAGE_SIZE
-    if array.shape in ((IMAGE_SIZE, IMAGE_SIZE), (pixels_per_image,)):
+    if array.shape in ((IMAGE_SIZE, IMAGE_SIZE), (PIXELS_PER_IMAGE,)):
         return array.reshape(1, IMAGE_SIZE, IMAGE_SIZE)
     if (array.ndim == 3 and array.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE)) or (
-            array.ndim == 2 and array.shape[1] == pixels_per_image):
+            array.ndim == 2 and array.shape[1] == PIXELS_PER_IMAGE):
         return np.ascontiguousarray(array.reshape(-1, IMAGE_SIZE, IMAGE_SIZE))
     raise click.ClickException(
         f"{path}: shape {array.shape}; expected [28, 28], [N, 28, 28] or [N, 784]")

@@ -7,14 +7,15 @@ in a 28x28 field so that the centre of mass of the ink is at the centre.
 
 import io
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from digits.modelstore.signature import IMAGE_SIZE
+from digits.api import IMAGE_SIZE, PIXELS_PER_IMAGE
+from digits.service.domain import ImageInput, RawImage
 from digits.service.errors import InvalidInput
 
-PIXELS_PER_IMAGE = IMAGE_SIZE * IMAGE_SIZE
 FORMATS = ("PNG", "JPEG")
 # Decoding cost and memory grow with the pixel count; a phone photo has about 12 million.
 MAX_ENCODED_PIXELS = 40_000_000
@@ -57,6 +58,18 @@ def packed_batch(data: bytes, field: str = "packed_pixels") -> np.ndarray:
             f"{field}: has {len(data)} bytes, not a multiple of {PIXELS_PER_IMAGE}; send "
             f"N images of {_RAW_FORMAT} back to back")
     return np.frombuffer(data, dtype=np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def to_batch(items: Sequence[ImageInput]) -> np.ndarray:
+    """Raw and encoded images as one uint8 [N, 28, 28] batch (decoding is real work: call
+    this off the event loop)."""
+    batch = np.empty((len(items), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    for index, item in enumerate(items):
+        if isinstance(item, RawImage):
+            batch[index] = raw_pixels(item.pixels, item.field)
+        else:
+            batch[index] = decode_image(item.data, item.field)
+    return batch
 
 
 def decode_image(data: bytes, field: str) -> np.ndarray:

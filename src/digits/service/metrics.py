@@ -5,10 +5,11 @@ counters, histograms rather than summaries. The ``model`` label only ever takes 
 of loaded models, so clients cannot grow the label set.
 """
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
-import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from digits.service.bulk_histogram import BulkHistogram
 
 # Request latency from sub-millisecond single images to multi-second large batches.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -16,8 +17,6 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
-# Below this many images, plain calls beat the fixed cost of the vectorised NumPy path.
-FEW_IMAGES = 8
 
 
 class ServiceMetrics:
@@ -37,7 +36,7 @@ class ServiceMetrics:
         self.predictions = Counter(
             "digits_predictions", "Predicted digits, by model and predicted label.",
             ["model", "label"], registry=r)
-        self.confidence = Histogram(
+        self.confidence = BulkHistogram(
             "digits_prediction_confidence", "Probability of the predicted class, by model.",
             ["model"], buckets=CONFIDENCE_BUCKETS, registry=r)
         self.batch_size = Histogram(
@@ -74,59 +73,22 @@ class ServiceMetrics:
             "Scans of the models directory that failed (for example, unreadable).",
             registry=r)
 
-
-def observe_many(histogram: Histogram, values: np.ndarray) -> None:
-    """Observe every value of ``values`` in one labelled histogram child, vectorised.
-
-    Equivalent to ``histogram.observe(v)`` for each ``v`` (a test checks this), but one
-    bucket increment per bucket instead of a Python call per value: a 1,000-image request
-    would otherwise spend about a millisecond here.
-    """
-    values = np.asarray(values, dtype=np.float64).ravel()
-    if not len(values):
-        return
-    bounds = np.asarray(histogram._upper_bounds)  # the child's bounds, +Inf last
-    # observe() counts a value in the first bucket whose upper bound is >= it.
-    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
-    histogram._sum.inc(float(values.sum()))
-    for index in np.flatnonzero(counts):
-        histogram._buckets[index].inc(int(counts[index]))
+    def batching(self, model: str) -> "BatchMetrics":
+        """The batching metrics of one model, bound to its label."""
+        return BatchMetrics(
+            batch_size=self.batch_size.labels(model=model),
+            queue_depth=self.queue_depth.labels(model=model),
+            queue_wait=self.queue_wait.labels(model=model),
+            inference_duration=self.inference_duration.labels(model=model),
+        )
 
 
-class PredictionMetrics:
-    """One model's prediction metrics, its labelled children bound once.
+@dataclass(frozen=True)
+class BatchMetrics:
+    """One model's batching metrics, each child bound once: ``labels()`` on every request
+    would cost a lock and a dictionary lookup."""
 
-    ``labels()`` takes a lock and a dictionary lookup per call, which a single-image
-    request would pay three times; a label's child is bound when it is first predicted,
-    so the label set stays that of the predictions made.
-    """
-
-    def __init__(self, metrics: ServiceMetrics, model: str, labels: Sequence[str]) -> None:
-        self._model = model
-        self._labels = tuple(labels)
-        self._predictions = metrics.predictions
-        self._images = metrics.images_classified.labels(model=model)
-        self._confidence = metrics.confidence.labels(model=model)
-        self._by_label: list[Counter | None] = [None] * len(self._labels)
-
-    def record(self, probabilities: np.ndarray) -> None:
-        """Count the images and their predicted labels; observe the confidences."""
-        indices = probabilities.argmax(axis=1)
-        confidences = probabilities[np.arange(len(indices)), indices]
-        self._images.inc(len(indices))
-        if len(indices) < FEW_IMAGES:
-            for index, confidence in zip(indices.tolist(), confidences.tolist(), strict=True):
-                self._label(index).inc()
-                self._confidence.observe(confidence)
-            return
-        counts = np.bincount(indices, minlength=len(self._labels))
-        for index in np.flatnonzero(counts).tolist():
-            self._label(index).inc(int(counts[index]))
-        observe_many(self._confidence, confidences)
-
-    def _label(self, index: int) -> Counter:
-        child = self._by_label[index]
-        if child is None:
-            child = self._predictions.labels(model=self._model, label=self._labels[index])
-            self._by_label[index] = child
-        return child
+    batch_size: Histogram
+    queue_depth: Gauge
+    queue_wait: Histogram
+    inference_duration: Histogram

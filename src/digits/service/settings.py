@@ -1,99 +1,219 @@
-"""The server's settings: one typed object, each field a flag and a DIGITS_* variable."""
+"""The server's settings: one typed object of groups, each handed whole to its owner.
 
+Every field of every group is a command-line option and a DIGITS_* variable of the same
+name (``max_batch_size``: ``--max-batch-size``, ``DIGITS_MAX_BATCH_SIZE``). Each group
+checks its own values when it is built; ``ServingSettings`` checks the one rule that
+spans two groups. ``ServingSettings.from_options`` builds the whole from option values
+and reports every problem at once.
+"""
+
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from digits.modelstore.names import validate_model_name
+from digits.api import DEFAULT_MAX_MESSAGE_BYTES
+from digits.modelstore.names import InvalidModelName, validate_model_name
 
 ENV_PREFIX = "DIGITS_"
-MIB = 1 << 20
 
 
-def _help(text: str) -> dict[str, str]:
-    """Field metadata holding the help text that feeds ``--help`` and the README."""
-    return {"help": text}
+class InvalidSettings(ValueError):
+    """Settings that cannot work; ``problems`` names each bad value and its rule."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid settings: " + "; ".join(problems))
+        self.problems = problems
+
+
+def _setting(help_text: str, option: str = "") -> dict[str, str]:
+    """Field metadata: the help text (``--help``, docs) and the option name if not the field's."""
+    return {"help": help_text, "option": option}
+
+
+def _check(settings: object, rules: dict[str, tuple[str, Any]]) -> list[str]:
+    """Problems of ``settings`` against rules {field: (rule text, predicate)}."""
+    return [f"{name} must be {rule}, got {getattr(settings, name)}"
+            for name, (rule, valid) in rules.items() if not valid(getattr(settings, name))]
+
+
+class _Group:
+    """A settings group: checks its values when built (``problems`` lists the rules broken)."""
+
+    def problems(self) -> list[str]:
+        return []
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise InvalidSettings(problems)
+
+
+POSITIVE = ("positive", lambda value: value > 0)
+NON_NEGATIVE = ("0 or more seconds", lambda value: value >= 0)
+PORT = ("0..65535", lambda value: 0 <= value <= 65535)
+
+
+@dataclass(frozen=True)
+class NetworkSettings(_Group):
+    """Where the server listens and how long it drains (the server's)."""
+
+    host: str = field(default="0.0.0.0", metadata=_setting(
+        "Address the gRPC and metrics servers listen on (127.0.0.1 for local only)."))
+    port: int = field(default=50051, metadata=_setting(
+        "gRPC port; 0 lets the OS pick one (logged at start-up)."))
+    metrics_port: int = field(default=8000, metadata=_setting(
+        "HTTP port serving Prometheus metrics at /metrics; 0 lets the OS pick one."))
+    grace_period: float = field(default=10.0, metadata=_setting(
+        "Seconds in-flight requests get to finish after SIGTERM before they are cut."))
+
+    def problems(self) -> list[str]:
+        return _check(self, {"port": PORT, "metrics_port": PORT,
+                             "grace_period": NON_NEGATIVE})
+
+
+@dataclass(frozen=True)
+class VolumeSettings(_Group):
+    """Which models are served and how versions come and go (the volume watcher's)."""
+
+    models: Path = field(default=Path("models"), metadata=_setting(
+        "Model volume: <models>/<name>/<version>/ directories written by the training jobs."))
+    default_model: str = field(default="mnist", metadata=_setting(
+        "Model answering requests that name none."))
+    poll_interval: float = field(default=2.0, metadata=_setting(
+        "Seconds between scans of the models directory for new and removed versions."))
+    max_versions: int = field(default=3, metadata=_setting(
+        "Newest valid versions kept loaded per model (older ones are unloaded); "
+        "a request may pin any of them."))
+
+    def problems(self) -> list[str]:
+        problems = _check(self, {"poll_interval": POSITIVE, "max_versions": POSITIVE})
+        try:
+            validate_model_name(self.default_model)
+        except InvalidModelName as error:
+            problems.append(f"default_model: {error}")
+        return problems
+
+
+@dataclass(frozen=True)
+class BatchingSettings(_Group):
+    """How model calls are made: batched or one by one, and how much may wait (the predictors')."""
+
+    enabled: bool = field(default=True, metadata=_setting(
+        "Coalesce concurrent requests into batched model calls (off: one call each).",
+        option="batching"))
+    max_batch_size: int = field(default=1024, metadata=_setting(
+        "Most images in one model call; concurrent requests are coalesced up to it."))
+    batch_timeout: float = field(default=0.02, metadata=_setting(
+        "Seconds the oldest queued request waits for others to join its batch."))
+    max_queue_images: int = field(default=8192, metadata=_setting(
+        "Images allowed to wait per model version; beyond it requests get "
+        "RESOURCE_EXHAUSTED instead of a growing queue."))
+    inference_threads: int = field(default=2, metadata=_setting(
+        "Threads running model calls (TensorFlow releases the GIL while computing)."))
+
+    def problems(self) -> list[str]:
+        return _check(self, {"max_batch_size": POSITIVE, "batch_timeout": NON_NEGATIVE,
+                             "max_queue_images": POSITIVE, "inference_threads": POSITIVE})
+
+
+@dataclass(frozen=True)
+class LimitSettings(_Group):
+    """What one request may hold (the data plane's and the transport's)."""
+
+    max_message_bytes: int = field(default=DEFAULT_MAX_MESSAGE_BYTES, metadata=_setting(
+        "Largest request or response message in bytes (4096 raw images take "
+        "about 3.3 MB)."))
+    max_images_per_request: int = field(default=4096, metadata=_setting(
+        "Most images in one Classify request; larger batches get INVALID_ARGUMENT."))
+
+    def problems(self) -> list[str]:
+        return _check(self, {"max_message_bytes": POSITIVE, "max_images_per_request": POSITIVE})
+
+
+GROUPS = {"network": NetworkSettings, "volume": VolumeSettings,
+          "batching": BatchingSettings, "limits": LimitSettings}
 
 
 @dataclass(frozen=True)
 class ServingSettings:
-    """Everything ``digits serve`` can be told; the defaults suit one container.
+    """Everything ``digits serve`` can be told; the defaults suit one container."""
 
-    Every field ``name`` is the flag ``--name`` (underscores as dashes) and the
-    environment variable ``DIGITS_NAME``; a flag wins over the variable.
-    """
-
-    models: Path = field(default=Path("models"), metadata=_help(
-        "Model volume: <models>/<name>/<version>/ directories written by the training jobs."))
-    host: str = field(default="0.0.0.0", metadata=_help(
-        "Address the gRPC and metrics servers listen on (127.0.0.1 for local only)."))
-    port: int = field(default=50051, metadata=_help(
-        "gRPC port; 0 lets the OS pick one (logged at start-up)."))
-    metrics_port: int = field(default=8000, metadata=_help(
-        "HTTP port serving Prometheus metrics at /metrics; 0 lets the OS pick one."))
-    default_model: str = field(default="mnist", metadata=_help(
-        "Model answering requests that name none."))
-    poll_interval: float = field(default=2.0, metadata=_help(
-        "Seconds between scans of the models directory for new and removed versions."))
-    max_versions: int = field(default=3, metadata=_help(
-        "Newest valid versions kept loaded per model (older ones are unloaded); "
-        "a request may pin any of them."))
-    max_batch_size: int = field(default=1024, metadata=_help(
-        "Most images in one model call; concurrent requests are coalesced up to it."))
-    batch_timeout: float = field(default=0.02, metadata=_help(
-        "Seconds the oldest queued request waits for others to join its batch."))
-    max_queue_images: int = field(default=8192, metadata=_help(
-        "Images allowed to wait per model version; beyond it requests get "
-        "RESOURCE_EXHAUSTED instead of a growing queue."))
-    batching: bool = field(default=True, metadata=_help(
-        "Coalesce concurrent requests into batched model calls (off: one call each)."))
-    inference_threads: int = field(default=2, metadata=_help(
-        "Threads running model calls (TensorFlow releases the GIL while computing)."))
-    grace_period: float = field(default=10.0, metadata=_help(
-        "Seconds in-flight requests get to finish after SIGTERM before they are cut."))
-    max_message_bytes: int = field(default=16 * MIB, metadata=_help(
-        "Largest request or response message in bytes (4096 raw images take "
-        "about 3.3 MB)."))
-    max_images_per_request: int = field(default=4096, metadata=_help(
-        "Most images in one Classify request; larger batches get INVALID_ARGUMENT."))
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    volume: VolumeSettings = field(default_factory=VolumeSettings)
+    batching: BatchingSettings = field(default_factory=BatchingSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
     def __post_init__(self) -> None:
-        problems = []
-        for name in ("port", "metrics_port"):
-            if not 0 <= getattr(self, name) <= 65535:
-                problems.append(f"{name} must be 0..65535, got {getattr(self, name)}")
-        positive = ("poll_interval", "max_versions", "max_batch_size", "max_queue_images",
-                    "inference_threads", "max_message_bytes", "max_images_per_request")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                problems.append(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("batch_timeout", "grace_period"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must be 0 or more seconds, got {getattr(self, name)}")
-        if self.max_images_per_request > self.max_queue_images:
-            problems.append(
-                f"max_images_per_request ({self.max_images_per_request}) must not exceed "
-                f"max_queue_images ({self.max_queue_images}), or such requests never fit")
-        try:
-            validate_model_name(self.default_model)
-        except ValueError as error:
-            problems.append(f"default_model: {error}")
+        # Each group checked itself; this is the one rule spanning two of them.
+        if self.limits.max_images_per_request > self.batching.max_queue_images:
+            raise InvalidSettings([
+                f"max_images_per_request ({self.limits.max_images_per_request}) must not "
+                f"exceed max_queue_images ({self.batching.max_queue_images}), or such "
+                "requests never fit"])
+
+    @classmethod
+    def from_options(cls, **values: Any) -> "ServingSettings":
+        """Settings from option values by option name (``batching``, ``max_batch_size``, ...);
+        options not given keep their defaults. Raises InvalidSettings naming every problem."""
+        return cls().replace(**values)
+
+    def replace(self, **values: Any) -> "ServingSettings":
+        """A copy with the given options changed, checked like a new one."""
+        unknown = set(values) - {option.name for option in options()}
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        groups, problems = {}, []
+        for group in GROUPS:
+            changes = {option.field: values[option.name] for option in options()
+                       if option.group == group and option.name in values}
+            try:
+                groups[group] = dataclasses.replace(getattr(self, group), **changes)
+            except InvalidSettings as error:  # collected, so one run names every problem
+                problems += error.problems
         if problems:
-            raise ValueError("invalid settings: " + "; ".join(problems))
+            raise InvalidSettings(problems)
+        return ServingSettings(**groups)
+
+    def option_values(self) -> dict[str, Any]:
+        """Every option's value by option name."""
+        return {option.name: getattr(getattr(self, option.group), option.field)
+                for option in options()}
 
 
-def grpc_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    """gRPC server and channel options: explicit message size limits both ways."""
-    return [
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.max_receive_message_length", max_message_bytes),
-    ]
+@dataclass(frozen=True)
+class Option:
+    """One setting as the command line and the environment see it."""
+
+    name: str  # option name: the flag without dashes, underscores for dashes
+    group: str  # attribute of ServingSettings holding it
+    field: str  # attribute of that group
+    default: Any
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return flag(self.name)
+
+    @property
+    def env_var(self) -> str:
+        return env_var(self.name)
 
 
-def env_var(field_name: str) -> str:
-    """The environment variable of a settings field: ``max_batch_size`` -> DIGITS_MAX_BATCH_SIZE."""
-    return ENV_PREFIX + field_name.upper()
+def options() -> Iterator[Option]:
+    """Every setting, group by group, in declaration order."""
+    for group, kind in GROUPS.items():
+        for setting in dataclasses.fields(kind):
+            yield Option(setting.metadata.get("option") or setting.name, group, setting.name,
+                         setting.default, setting.metadata["help"])
 
 
-def flag(field_name: str) -> str:
-    """The command-line flag of a settings field: ``max_batch_size`` -> --max-batch-size."""
-    return "--" + field_name.replace("_", "-")
+def env_var(name: str) -> str:
+    """The environment variable of an option: ``max_batch_size`` -> DIGITS_MAX_BATCH_SIZE."""
+    return ENV_PREFIX + name.upper()
+
+
+def flag(name: str) -> str:
+    """The command-line flag of an option: ``max_batch_size`` -> --max-batch-size."""
+    return "--" + name.replace("_", "-")

@@ -11,9 +11,9 @@ from typing import Any
 
 from grpc_health.v1 import health, health_pb2
 
-from digits.v1 import classifier_pb2
+from digits.api import CLASSIFIER_SERVICE
+from digits.service.models.registry import ModelRegistry, RegistryListener
 
-CLASSIFIER_SERVICE = classifier_pb2.DESCRIPTOR.services_by_name["Classifier"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -53,19 +53,26 @@ class DrainingHealthServicer(health.aio.HealthServicer):
             watch.cancel()
 
 
-class HealthReporter:
-    """Keeps the health service in step with which models can serve."""
+class HealthReporter(RegistryListener):
+    """Keeps the health service in step with which models can serve (a registry listener)."""
 
     def __init__(self, default_model: str) -> None:
         self.servicer = DrainingHealthServicer()
         self._default_model = default_model
+        self._last: dict[str, bool] | None = None
 
     async def start(self) -> None:
         """Everything NOT_SERVING until a model loads."""
         await self.update({self._default_model: False})
 
+    async def on_change(self, registry: ModelRegistry) -> None:
+        await self.update({self._default_model: False, **registry.readiness()})
+
     async def update(self, models: Mapping[str, bool]) -> None:
         """Set each model name's status and the overall one (any model serving)."""
+        if models == self._last:
+            return
+        self._last = dict(models)
         overall = SERVING if any(models.values()) else NOT_SERVING
         await self.servicer.set("", overall)
         await self.servicer.set(CLASSIFIER_SERVICE, overall)

@@ -1,8 +1,9 @@
 """Wraps every Classifier call: domain errors to status codes, request metrics, in-flight count.
 
-Servicer methods raise ``errors.ServiceError`` subclasses; this is the one place they
-become gRPC status codes. Anything else becomes INTERNAL with a generic message and a
-logged traceback, so bad input can never crash the server or leak internals.
+Servicer methods raise ``errors.ServiceError`` subclasses; this is where they become
+gRPC status codes (by ``status.to_status``). Anything else becomes INTERNAL with a
+generic message and a logged traceback, so bad input can never crash the server or leak
+internals.
 """
 
 import asyncio
@@ -14,13 +15,14 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from digits.service.errors import InvalidInput, to_status
+from digits.api import CLASSIFIER_SERVICE
+from digits.service.errors import InvalidInput
+from digits.service.grpc_api.status import to_status
 from digits.service.metrics import ServiceMetrics
-from digits.v1 import classifier_pb2
 
 log = logging.getLogger(__name__)
 
-_SERVICE_PREFIX = "/" + classifier_pb2.DESCRIPTOR.services_by_name["Classifier"].full_name + "/"
+_SERVICE_PREFIX = f"/{CLASSIFIER_SERVICE}/"
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 

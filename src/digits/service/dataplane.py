@@ -1,0 +1,129 @@
+"""The protocol-neutral core every front end calls: classify, metadata, readiness.
+
+Front ends convert their wire messages to the types of ``domain`` and back, and map
+``errors`` to their status codes; what a request may hold is checked here, once.
+"""
+
+import asyncio
+import concurrent.futures
+import importlib.metadata
+
+import numpy as np
+
+from digits.api import IMAGE_SIZE
+from digits.modelstore.signature import input_spec, output_spec
+from digits.service import images
+from digits.service.domain import (
+    Classification,
+    ClassifyRequest,
+    ModelMetadata,
+    ModelStatus,
+    ServerMetadata,
+)
+from digits.service.errors import InvalidInput
+from digits.service.models.registry import ModelRegistry
+from digits.service.prediction_metrics import PredictionRecorder
+from digits.service.settings import LimitSettings
+
+PLATFORM = "tensorflow_savedmodel"
+
+
+class DataPlane:
+    """Classifies batches with the registry's versions; describes the server and its models."""
+
+    def __init__(self, registry: ModelRegistry, *, default_model: str, limits: LimitSettings,
+                 decode_executor: concurrent.futures.Executor,
+                 predictions: PredictionRecorder) -> None:
+        self._registry = registry
+        self._default_model = default_model
+        self._max_images = limits.max_images_per_request
+        self._decode_executor = decode_executor
+        self._predictions = predictions
+        self._draining = False
+
+    async def classify(self, request: ClassifyRequest) -> Classification:
+        """Probabilities of every image of the request from one model version.
+
+        Raises the errors of ``errors``: InvalidInput naming the field and the fix,
+        ModelNotFound, ModelUnavailable, Overloaded, DeadlineExpired.
+        """
+        if isinstance(request.images, np.ndarray):
+            _check_pixels(request.images)
+        count = len(request.images)
+        if not count:
+            raise InvalidInput("images: the batch is empty; send at least one image")
+        if count > self._max_images:
+            raise InvalidInput(
+                f"images: {count} images exceed the limit of {self._max_images} per "
+                "request; split the batch into several requests")
+        # The model first: naming a wrong one costs no image decoding.
+        with self._registry.acquire(request.model or self._default_model,
+                                    request.version) as version:
+            classes = len(version.labels)
+            if not 0 <= request.top_k <= classes:
+                raise InvalidInput(
+                    f"top_k: {request.top_k} is out of range; send 0 (no ranking) to "
+                    f"{classes} (every class of model {version.name!r})")
+            pixels = await self._pixels(request)
+            assert version.predictor is not None  # every loaded version has one
+            probabilities = await version.predictor.predict(pixels, request.deadline)
+        self._predictions.record(version.name, version.labels, probabilities)
+        return Classification(version.name, version.version, version.labels, probabilities,
+                              request.top_k)
+
+    async def _pixels(self, request: ClassifyRequest) -> np.ndarray:
+        """The request's images as uint8 [N, 28, 28]: as sent, or decoded off the loop."""
+        if isinstance(request.images, np.ndarray):
+            return request.images
+        # Decoding PNG/JPEG is real work: keep it off the event loop.
+        return await asyncio.get_running_loop().run_in_executor(
+            self._decode_executor, images.to_batch, list(request.images))
+
+    # -- metadata and readiness ---------------------------------------------------------
+
+    def live(self) -> bool:
+        """The process is up and answering (always, while it can answer)."""
+        return True
+
+    def ready(self) -> bool:
+        """Some model version can serve, and the server is not shutting down."""
+        return not self._draining and self._registry.serving
+
+    def model_ready(self, name: str, version: int = 0) -> bool:
+        """The named model (and version; 0: any) can serve right now."""
+        loaded = self._registry.loaded_versions(name or self._default_model)
+        return not self._draining and (version in loaded if version else bool(loaded))
+
+    def drain(self) -> None:
+        """Report not ready from now on (the server is shutting down)."""
+        self._draining = True
+
+    def metadata(self) -> ServerMetadata:
+        """The server's name and version."""
+        return ServerMetadata("digits", importlib.metadata.version("digits"))
+
+    def models(self) -> list[ModelStatus]:
+        """Every model the server knows, with the state of each version."""
+        return self._registry.statuses()
+
+    def model_status(self, name: str) -> ModelStatus:
+        """One model's versions and states ('' for the default model)."""
+        return self._registry.status(name or self._default_model)
+
+    def model_metadata(self, name: str, version: int = 0) -> ModelMetadata:
+        """Signature and labels of one loaded version (0: the newest)."""
+        with self._registry.acquire(name or self._default_model, version) as record:
+            labels = record.labels
+        versions = self._registry.loaded_versions(record.name)
+        return ModelMetadata(
+            name=record.name, version=record.version, versions=versions[::-1],
+            platform=PLATFORM, labels=labels,
+            inputs=[input_spec()], outputs=[output_spec(len(labels))])
+
+
+def _check_pixels(pixels: np.ndarray) -> None:
+    """Refuse arrays the model could not take."""
+    if pixels.dtype != np.uint8 or pixels.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise InvalidInput(
+            f"images: expected uint8 [N, {IMAGE_SIZE}, {IMAGE_SIZE}] pixels, got "
+            f"{pixels.dtype} {list(pixels.shape)}; send 28x28 8-bit images")

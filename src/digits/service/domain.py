@@ -1,0 +1,109 @@
+"""The protocol-neutral types the data plane speaks: numpy arrays and plain dataclasses.
+
+Front ends convert their wire messages to these and back; nothing here knows a protocol.
+"""
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from digits.v1.model_card_pb2 import ModelCard, TensorSpec
+
+
+@dataclass(frozen=True, slots=True)
+class RawImage:
+    """One image as 784 raw bytes (28x28 uint8, white ink on black); ``field`` names it."""
+
+    pixels: bytes
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedImage:
+    """One PNG or JPEG file, converted to MNIST form by the server; ``field`` names it."""
+
+    data: bytes
+    field: str
+
+
+ImageInput = RawImage | EncodedImage
+
+
+@dataclass(frozen=True)
+class ClassifyRequest:
+    """Classify ``images`` with one model version.
+
+    ``images`` is uint8 [N, 28, 28] pixels, or one RawImage or EncodedImage per image.
+    ``model`` empty means the default model, ``version`` 0 the newest loaded one;
+    ``deadline`` is absolute ``time.monotonic()`` seconds (None: no deadline).
+    """
+
+    images: np.ndarray | Sequence[ImageInput]
+    model: str = ""
+    version: int = 0
+    top_k: int = 0
+    deadline: float | None = None
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The answer: which version classified, its labels, float32 [N, classes] probabilities."""
+
+    model: str
+    version: int
+    labels: tuple[str, ...]
+    probabilities: np.ndarray
+    top_k: int  # how many most probable classes to rank per image
+
+
+class VersionState(enum.Enum):
+    """Lifecycle of one model version: exactly one of these at a time."""
+
+    LOADING = "loading"
+    AVAILABLE = "available"
+    UNLOADING = "unloading"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    """One version of a model as status requests report it."""
+
+    version: int
+    state: VersionState
+    error: str = ""
+    card: ModelCard | None = None
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """One model: its versions, newest first, and the one unpinned requests get."""
+
+    name: str
+    default_version: int
+    versions: list[VersionStatus]
+    default_card: ModelCard | None
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a client needs to call one loaded version: its signature and labels."""
+
+    name: str
+    version: int
+    versions: list[int]  # every loaded version, newest first
+    platform: str
+    labels: tuple[str, ...]
+    inputs: list[TensorSpec] = field(default_factory=list)
+    outputs: list[TensorSpec] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ServerMetadata:
+    """The server's name, version and the protocol extensions it supports."""
+
+    name: str
+    version: str
+    extensions: tuple[str, ...] = ()
