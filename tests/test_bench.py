@@ -45,7 +45,7 @@ def test_empty_window_gives_nan_not_an_error() -> None:
     assert ratio(3.0, 4.0) == 0.75
 
 
-def test_standard_scenarios_cover_the_issue() -> None:
+def test_standard_scenarios_cover_every_load_shape() -> None:
     scenarios = standard_scenarios()
     single = {(s.concurrency, s.encoding, s.batching)
               for s in scenarios if s.images_per_request == 1}

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 RULE_TESTS = sorted((ROOT / "tests" / "prometheus").glob("*_test.yml"))
-# What the alerts must cover (issue 4): service down, error ratio, p99 latency, model
+# What the alerts must cover: service down, error ratio, p99 latency, model
 # load failures, no model loaded, a shift in the distribution of predicted digits.
 REQUIRED_ALERTS = {
     "DigitsServiceDown", "DigitsHighErrorRatio", "DigitsHighLatencyP99",

@@ -1,10 +1,15 @@
 """``digits bench``: serve a model on loopback, load it with concurrent clients, compare."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from digits.bench.scenarios import ENCODINGS, Scenario, parse_scenario, standard_scenarios
+
+if TYPE_CHECKING:  # imported when benchmarking, so that `digits --help` stays quick
+    from digits.bench.report import BenchReport
+    from digits.bench.runner import BenchOptions
 
 # (warm-up, measured window, in-process window) in seconds.
 FULL_TIMES = (1.0, 5.0, 1.0)
@@ -75,7 +80,6 @@ def bench(
     each served figure with its ratio to the same model called in-process.
     """
     from digits.bench import runner
-    from digits.bench.report import format_table
     from digits.bench.serving import ServerConfig
 
     try:
@@ -102,17 +106,7 @@ def bench(
         rounds=rounds,
     )
     report = runner.run(options, progress=lambda news: click.echo(f"... {news}", err=True))
-    machine = report.machine
-    click.echo(f"model {version_dir}; {machine['cpus']} CPUs ({machine['cpu_model']}); "
-               f"load average {_loads(machine['load_average_start'])} at start, "
-               f"{_loads(machine['load_average_end'])} at end")
-    click.echo(f"{options.client_processes} client process(es), "
-               f"{options.server.processes} server process(es), "
-               f"{options.duration:g} s per scenario after {options.warmup:g} s warm-up"
-               + (f", medians of {rounds} rounds" if rounds > 1 else "") + "; "
-               "ratio = served images/s / in-process images/s of the model at the same "
-               "images per call; decode+model = the server's PNG work done in-process")
-    click.echo(format_table(report.summary(), markdown=markdown))
+    _print_report(report, options, markdown)
     if json_path is not None:
         report.write_json(json_path)
         click.echo(f"wrote {json_path}", err=True)
@@ -125,6 +119,24 @@ def _scenarios(specs: tuple[str, ...], encodings: tuple[str, ...]) -> list[Scena
     if specs:
         return [parse_scenario(spec) for spec in specs]
     return standard_scenarios(tuple(encodings) or ENCODINGS)  # type: ignore[arg-type]
+
+
+def _print_report(report: "BenchReport", options: "BenchOptions", markdown: bool) -> None:
+    """Where and how it was measured, then the table."""
+    from digits.bench.report import format_table
+
+    machine = report.machine
+    click.echo(f"model {options.version_dir}; {machine['cpus']} CPUs "
+               f"({machine['cpu_model']}); load average "
+               f"{_loads(machine['load_average_start'])} at start, "
+               f"{_loads(machine['load_average_end'])} at end")
+    click.echo(f"{options.client_processes} client process(es), "
+               f"{options.server.processes} server process(es), "
+               f"{options.duration:g} s per scenario after {options.warmup:g} s warm-up"
+               + (f", medians of {options.rounds} rounds" if options.rounds > 1 else "")
+               + "; ratio = served images/s / in-process images/s of the model at the same "
+               "images per call; decode+model = the server's PNG work done in-process")
+    click.echo(format_table(report.summary(), markdown=markdown))
 
 
 def _loads(values: object) -> str:

@@ -24,7 +24,7 @@ class Scenario:
 
 
 def standard_scenarios(encodings: tuple[Encoding, ...] = ENCODINGS) -> list[Scenario]:
-    """Issue 5's set: single images at concurrency 1, 16, 64 with batching on and off;
+    """The standard set: single images at concurrency 1, 16, 64 with batching on and off;
     256 and 1,024 images at concurrency 1 and 4 (batching on); each encoding."""
     scenarios = []
     for encoding in encodings:

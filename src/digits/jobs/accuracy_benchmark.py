@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-# Wall-time budget of the CNN on a 2-core CPU (issue 2).
+# The CNN's wall-time budget on a 2-core CPU.
 CNN_SECONDS = 15 * 60
 
 

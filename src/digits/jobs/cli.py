@@ -36,7 +36,7 @@ def _model_name(_context: click.Context, _parameter: click.Parameter,
 
 
 def _common_options(default_name: str, default_epochs: int) -> Callable[[Any], Any]:
-    """The options every ``digits train`` experiment takes (interfaces.md)."""
+    """The options every ``digits train`` experiment takes."""
     options = [
         click.option("--data", type=click.Path(path_type=Path), envvar="DIGITS_MNIST",
                      help="Local mnist.npz to train on [env: DIGITS_MNIST]; without it, "
