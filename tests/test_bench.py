@@ -259,3 +259,15 @@ def test_one_round_is_reported_as_measured() -> None:
     result = result_for(Scenario(1, 1, "raw", False), 500.0, 2500.0)
     assert BenchReport(machine={}, settings={}, in_process={},
                        results=[result]).summary() == [result]
+
+
+def test_histogram_cost_prints_each_way_at_each_size(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from digits.bench import histogram_cost
+
+    monkeypatch.setattr(histogram_cost, "ROUNDS", 1)
+    histogram_cost.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" values")[0].strip() for line in lines[:3]] == ["1", "8", "1024"]
+    assert all(line.count(" us") == 3 for line in lines[:3])
+    assert lines[3].startswith("load average")

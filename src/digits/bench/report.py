@@ -145,7 +145,7 @@ def table_rows(results: list[ScenarioResult]) -> list[tuple[str, ...]]:
 
 
 def format_table(results: list[ScenarioResult], markdown: bool = False) -> str:
-    """Aligned text table (or a Markdown table for the README)."""
+    """Aligned text table (or a Markdown table for the docs)."""
     rows = [COLUMNS, *table_rows(results)]
     if markdown:
         lines = ["| " + " | ".join(row) + " |" for row in rows]
