@@ -222,11 +222,13 @@ class ModelRegistry:
         try:
             if record.predictor is not None:
                 await record.predictor.close()  # finishes what it admitted
-        finally:
-            record.predictor = record.model = None  # released: listeners may reclaim it
-            if record in model.retiring:
-                model.retiring.remove(record)
-            log.info("unloaded %s version %d", model.name, record.version)
+        except Exception:  # a bug: log it, and unload the version all the same
+            log.exception("closing the predictor of %s version %d failed", model.name,
+                          record.version)
+        record.predictor = record.model = None  # released: listeners may reclaim it
+        if record in model.retiring:
+            model.retiring.remove(record)
+        log.info("unloaded %s version %d", model.name, record.version)
         for listener in self._listeners:
             await listener.on_unload(record)
         await self._changed()

@@ -1,0 +1,48 @@
+"""digits.v1 messages to the data plane's domain types and back."""
+
+import numpy as np
+
+from digits.service import images
+from digits.service.domain import EncodedImage, ImageInput, ModelStatus, RawImage, VersionState
+from digits.service.errors import InvalidInput
+from digits.v1 import classifier_pb2
+
+_STATES = {state: classifier_pb2.ModelVersionStatus.State.Value(state.name)
+           for state in VersionState}
+
+
+def request_images(request: classifier_pb2.ClassifyRequest) -> np.ndarray | list[ImageInput]:
+    """The request's images: an array when all are raw pixels, else one entry per image."""
+    if request.packed_pixels:
+        if request.images:
+            raise InvalidInput("images, packed_pixels: both are set; send the batch in one "
+                               "of them only")
+        return images.packed_batch(request.packed_pixels)
+    kinds = [image.WhichOneof("data") for image in request.images]
+    if all(kind == "pixels" for kind in kinds):
+        return images.raw_batch([image.pixels for image in request.images], "images")
+    items: list[ImageInput] = []
+    for index, (image, kind) in enumerate(zip(request.images, kinds, strict=True)):
+        if kind == "pixels":
+            items.append(RawImage(image.pixels, f"images[{index}].pixels"))
+        elif kind == "encoded":
+            items.append(EncodedImage(image.encoded, f"images[{index}].encoded"))
+        else:
+            raise InvalidInput(f"images[{index}]: holds no data; set 'pixels' (784 raw bytes) "
+                               "or 'encoded' (a PNG or JPEG file)")
+    return items
+
+
+def model_status(status: ModelStatus) -> classifier_pb2.ModelStatus:
+    """A model's status as the ModelStatus message."""
+    message = classifier_pb2.ModelStatus(
+        name=status.name, default_version=status.default_version)
+    for version in status.versions:
+        entry = message.versions.add(
+            version=version.version, state=_STATES[version.state], error=version.error)
+        if version.card is not None:
+            entry.card.CopyFrom(version.card)
+    if status.default_card is not None:
+        message.input.CopyFrom(status.default_card.input)
+        message.output.CopyFrom(status.default_card.output)
+    return message
