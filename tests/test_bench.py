@@ -20,6 +20,7 @@ from digits.bench.runner import split
 from digits.bench.scenarios import Scenario, parse_scenario, standard_scenarios
 from digits.bench.serving import ServerConfig, process_cpu_seconds
 from digits.bench.stats import LatencySummary, per_second, ratio
+from digits.oip import open_inference_pb2
 from digits.v1 import classifier_pb2, classifier_pb2_grpc
 
 
@@ -50,11 +51,12 @@ def test_standard_scenarios_cover_every_load_shape() -> None:
     single = {(s.concurrency, s.encoding, s.batching)
               for s in scenarios if s.images_per_request == 1}
     assert single == {(c, e, b) for c in (1, 16, 64) for e in ("raw", "png")
-                      for b in (True, False)}
+                      for b in (True, False)} | {(c, "oip", True) for c in (1, 16, 64)}
     large = {(s.images_per_request, s.concurrency, s.encoding)
              for s in scenarios if s.images_per_request > 1}
-    assert large == {(n, c, e) for n in (256, 1024) for c in (1, 4) for e in ("raw", "png")}
-    assert len({s.name for s in scenarios}) == len(scenarios) == 20
+    assert large == {(n, c, e) for n in (256, 1024) for c in (1, 4)
+                     for e in ("raw", "png", "oip")}
+    assert len({s.name for s in scenarios}) == len(scenarios) == 27
     assert {s.encoding for s in standard_scenarios(("raw",))} == {"raw"}
 
 
@@ -94,13 +96,25 @@ def test_requests_carry_exactly_the_images() -> None:
     pixels = workload.sample_images(None, 3, seed=1)
     assert pixels.shape == (3, 28, 28) and pixels.dtype == np.uint8 and pixels.max() > 0
     single = workload.build_request(pixels[:1], "raw", "mnist", 2)
+    assert isinstance(single, classifier_pb2.ClassifyRequest)
     assert (single.model, single.version) == ("mnist", 2)
     assert single.images[0].pixels == pixels[0].tobytes()
     packed = workload.build_request(pixels, "raw", "mnist", 0)
+    assert isinstance(packed, classifier_pb2.ClassifyRequest)
     assert packed.packed_pixels == pixels.tobytes() and not packed.images
     png = workload.build_request(pixels, "png", "mnist", 0)
+    assert isinstance(png, classifier_pb2.ClassifyRequest)
     decoded = [np.asarray(Image.open(io.BytesIO(image.encoded))) for image in png.images]
     assert all((255 - d == p).all() for d, p in zip(decoded, pixels, strict=True))
+    oip = workload.build_request(pixels, "oip", "mnist", 3)
+    assert isinstance(oip, open_inference_pb2.ModelInferRequest)
+    assert (oip.model_name, oip.model_version) == ("mnist", "3")
+    assert [(t.name, t.datatype, list(t.shape)) for t in oip.inputs] == [
+        ("pixels", "UINT8", [3, 28, 28])]
+    assert list(oip.raw_input_contents) == [pixels.tobytes()]
+    newest = workload.build_request(pixels, "oip", "mnist", 0)
+    assert isinstance(newest, open_inference_pb2.ModelInferRequest)
+    assert newest.model_version == ""
 
 
 def test_payload_variants_hold_distinct_images() -> None:
@@ -149,7 +163,8 @@ def plan_for(target: str, model: str, images: int = 3, concurrency: int = 4,
     pixels = workload.sample_images(None, 8)
     now = time.monotonic()
     return loadgen.LoadPlan(
-        target=target, payloads=workload.request_payloads(pixels, images, "raw", model, 0),
+        target=target, encoding="raw",
+        payloads=workload.request_payloads(pixels, images, "raw", model, 0),
         images_per_request=images, concurrency=concurrency, start_at=now + warmup,
         stop_at=now + warmup + 0.3, timeout=10, channels=2)
 

@@ -56,7 +56,8 @@ async def test_client_retries_unavailable_until_a_model_loads(
 
         async def refused() -> bool:
             value = sample_value(running.scrape(), "digits_requests_total",
-                                 {"method": "Classify", "code": "UNAVAILABLE"})
+                                 {"protocol": "digits.v1/grpc", "method": "Classify",
+                                  "code": "UNAVAILABLE"})
             return value is not None and value >= 1
 
         await wait_for(refused, "the client's first attempt to be refused")
@@ -83,7 +84,8 @@ async def test_client_gives_up_at_its_deadline_and_does_not_retry_bad_input(
             grpc.StatusCode.DEADLINE_EXCEEDED
         assert await asyncio.to_thread(call, 10.0, top_k=50) == grpc.StatusCode.INVALID_ARGUMENT
         assert sample_value(running.scrape(), "digits_requests_total",
-                            {"method": "Classify", "code": "INVALID_ARGUMENT"}) == 1
+                            {"protocol": "digits.v1/grpc", "method": "Classify",
+                             "code": "INVALID_ARGUMENT"}) == 1
 
 
 async def test_classify_command_prints_text_and_json(

@@ -12,10 +12,11 @@ from digits.service.prediction_metrics import FEW_IMAGES, PredictionMetrics
 
 def test_metrics_render_with_prometheus_names() -> None:
     metrics = ServiceMetrics()
-    metrics.requests.labels(method="Classify", code="OK").inc()
+    metrics.requests.labels(protocol="digits.v1/grpc", method="Classify", code="OK").inc()
     metrics.batch_size.labels(model="mnist").observe(8)
     text = generate_latest(metrics.registry).decode()
-    assert 'digits_requests_total{code="OK",method="Classify"} 1.0' in text
+    assert ('digits_requests_total{code="OK",method="Classify",protocol="digits.v1/grpc"} 1.0'
+            in text)
     assert 'digits_batch_size_images_bucket{le="8.0",model="mnist"} 1.0' in text
 
 

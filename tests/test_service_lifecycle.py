@@ -189,7 +189,8 @@ async def test_expired_requests_are_dropped_not_computed(
         labels = {"model": "mnist"}
         assert sample_value(text, "digits_batch_size_images_count", labels) == 2
         assert sample_value(text, "digits_requests_total",
-                            {"method": "Classify", "code": "DEADLINE_EXCEEDED"}) == 1
+                            {"protocol": "digits.v1/grpc", "method": "Classify",
+                             "code": "DEADLINE_EXCEEDED"}) == 1
 
 
 def _batches_started(running: Running, count: int) -> Any:

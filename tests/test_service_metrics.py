@@ -14,6 +14,7 @@ from support.prometheus import sample_value
 from support.servers import Running, loopback_settings, running_server, wait_serving
 
 BATCHES = (1, 7, 30, 64)
+CLASSIFY = {"protocol": "digits.v1/grpc", "method": "Classify"}
 
 
 async def _send_known_traffic(running: Running) -> np.ndarray:
@@ -41,13 +42,13 @@ async def test_metrics_count_the_traffic_that_was_sent(
     model = {"model": "mnist"}
     total = len(pixels)
     assert sample_value(text, "digits_requests_total",
-                        {"method": "Classify", "code": "OK"}) == len(BATCHES)
+                        CLASSIFY | {"code": "OK"}) == len(BATCHES)
     assert sample_value(text, "digits_requests_total",
-                        {"method": "Classify", "code": "INVALID_ARGUMENT"}) == 1
+                        CLASSIFY | {"code": "INVALID_ARGUMENT"}) == 1
     assert sample_value(text, "digits_requests_total",
-                        {"method": "Classify", "code": "NOT_FOUND"}) == 1
+                        CLASSIFY | {"code": "NOT_FOUND"}) == 1
     assert sample_value(text, "digits_request_duration_seconds_count",
-                        {"method": "Classify"}) == len(BATCHES) + 2
+                        CLASSIFY) == len(BATCHES) + 2
     assert sample_value(text, "digits_images_classified_total", model) == total
 
     probabilities = expected_probabilities(model_templates.weights_a, pixels)

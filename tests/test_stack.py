@@ -141,7 +141,8 @@ class Stack:
                    for family in text_string_to_metric_families(text)
                    for sample in family.samples
                    if sample.name == "digits_requests_total"
-                   and sample.labels == {"method": "Classify", "code": "OK"})
+                   and sample.labels == {"protocol": "digits.v1/grpc", "method": "Classify",
+                                         "code": "OK"})
 
 
 def grpc_health(target: str) -> str | None:

@@ -4,6 +4,7 @@ Imports only the generated code, so a client or a load generator can use it with
 the server (or TensorFlow) on its path.
 """
 
+from digits.oip import open_inference_pb2
 from digits.v1 import classifier_pb2
 
 IMAGE_SIZE = 28
@@ -15,6 +16,10 @@ DEFAULT_MAX_MESSAGE_BYTES = 16 * MIB
 
 CLASSIFIER_SERVICE: str = classifier_pb2.DESCRIPTOR.services_by_name["Classifier"].full_name
 CLASSIFY_METHOD = f"/{CLASSIFIER_SERVICE}/Classify"
+# The Open Inference Protocol v2's gRPC service (package "inference").
+INFERENCE_SERVICE: str = open_inference_pb2.DESCRIPTOR.services_by_name[
+    "GRPCInferenceService"].full_name
+MODEL_INFER_METHOD = f"/{INFERENCE_SERVICE}/ModelInfer"
 
 
 def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:

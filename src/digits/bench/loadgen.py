@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from digits.api import CLASSIFY_METHOD, channel_options
+from digits.api import CLASSIFY_METHOD, MODEL_INFER_METHOD, channel_options
+from digits.bench.scenarios import Encoding
+from digits.oip import open_inference_pb2
 from digits.v1 import classifier_pb2
 
 
@@ -22,6 +24,7 @@ class LoadPlan:
     between processes, so several client processes measure the same window."""
 
     target: str
+    encoding: Encoding  # which protocol the payloads speak
     payloads: list[bytes]
     images_per_request: int
     concurrency: int
@@ -58,6 +61,19 @@ class LoadResult:
         )
 
 
+def method_of(encoding: Encoding) -> str:
+    """The gRPC method a scenario's requests go to."""
+    return MODEL_INFER_METHOD if encoding == "oip" else CLASSIFY_METHOD
+
+
+def answered_images(encoding: Encoding, response: bytes) -> int:
+    """How many images a response answers (parsed in C: the client's CPU is the load's)."""
+    if encoding == "oip":
+        answer = open_inference_pb2.ModelInferResponse.FromString(response)
+        return int(answer.outputs[0].shape[0]) if answer.outputs else 0
+    return len(classifier_pb2.ClassifyResponse.FromString(response).predictions)
+
+
 def drive(plan: LoadPlan) -> LoadResult:
     """Run the plan to completion (entry point of a client process)."""
     cpu_before = _cpu_seconds()
@@ -78,7 +94,8 @@ async def run_plan(plan: LoadPlan) -> LoadResult:
     channels = [grpc.aio.insecure_channel(plan.target, options=options)
                 for _ in range(max(1, min(plan.channels, plan.concurrency)))]
     try:
-        calls = [channel.unary_unary(CLASSIFY_METHOD) for channel in channels]
+        method = method_of(plan.encoding)
+        calls = [channel.unary_unary(method) for channel in channels]
         await asyncio.gather(*(
             _client(plan, calls[index % len(calls)], index, result)
             for index in range(plan.concurrency)))
@@ -100,8 +117,7 @@ async def _client(
         code = "OK"
         try:
             answer = await call(payload, timeout=plan.timeout)
-            predictions = len(classifier_pb2.ClassifyResponse.FromString(answer).predictions)
-            if predictions != plan.images_per_request:
+            if answered_images(plan.encoding, answer) != plan.images_per_request:
                 code = "WRONG_PREDICTION_COUNT"
         except grpc.aio.AioRpcError as error:
             code = error.code().name

@@ -122,7 +122,7 @@ def _run_scenario(
     stop_at = start_at + options.duration
     plans = [
         loadgen.LoadPlan(
-            target=served.target, payloads=payloads,
+            target=served.target, encoding=scenario.encoding, payloads=payloads,
             images_per_request=scenario.images_per_request, concurrency=share,
             start_at=start_at, stop_at=stop_at, timeout=options.request_timeout,
             channels=options.channels_per_process)

@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw
 
 from digits.api import IMAGE_SIZE
 from digits.bench.scenarios import Encoding
+from digits.oip import open_inference_pb2
 from digits.v1 import classifier_pb2
 
 
@@ -36,11 +37,20 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def build_request(
-    pixels: np.ndarray, encoding: Encoding, model: str, version: int
-) -> classifier_pb2.ClassifyRequest:
-    """A Classify request for ``pixels`` [N, 28, 28]: raw (one image in ``images``, a batch
-    in ``packed_pixels``, the fast path) or every image as its own PNG in ``images``."""
+Request = classifier_pb2.ClassifyRequest | open_inference_pb2.ModelInferRequest
+
+
+def build_request(pixels: np.ndarray, encoding: Encoding, model: str,
+                  version: int) -> Request:
+    """The request for ``pixels`` [N, 28, 28]. digits.v1: raw (one image in ``images``, a
+    batch in ``packed_pixels``, the fast path) or every image as its own PNG in ``images``;
+    oip: a ModelInferRequest with one UINT8 tensor in raw contents."""
+    if encoding == "oip":
+        infer = open_inference_pb2.ModelInferRequest(
+            model_name=model, model_version=str(version) if version else "")
+        infer.inputs.add(name="pixels", datatype="UINT8", shape=pixels.shape)
+        infer.raw_input_contents.append(np.ascontiguousarray(pixels).tobytes())
+        return infer
     request = classifier_pb2.ClassifyRequest(model=model, version=version)
     if encoding == "png":
         request.images.extend(classifier_pb2.Image(encoded=encode_png(image)) for image in pixels)

@@ -62,8 +62,8 @@ class DataPlane:
             classes = len(version.labels)
             if not 0 <= request.top_k <= classes:
                 raise InvalidInput(
-                    f"top_k: {request.top_k} is out of range; send 0 (no ranking) to "
-                    f"{classes} (every class of model {version.name!r})")
+                    f"{request.top_k_field}: {request.top_k} is out of range; send 0 (no "
+                    f"ranking) to {classes} (every class of model {version.name!r})")
             pixels = await self._pixels(request)
             assert version.predictor is not None  # every loaded version has one
             probabilities = await version.predictor.predict(pixels, request.deadline)

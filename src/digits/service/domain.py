@@ -37,7 +37,9 @@ class ClassifyRequest:
 
     ``images`` is uint8 [N, 28, 28] pixels, or one RawImage or EncodedImage per image.
     ``model`` empty means the default model, ``version`` 0 the newest loaded one;
-    ``deadline`` is absolute ``time.monotonic()`` seconds (None: no deadline).
+    ``top_k`` the most probable classes to rank per image, named ``top_k_field`` in
+    errors (each protocol calls it its own way); ``deadline`` is absolute
+    ``time.monotonic()`` seconds (None: no deadline).
     """
 
     images: np.ndarray | Sequence[ImageInput]
@@ -45,6 +47,7 @@ class ClassifyRequest:
     version: int = 0
     top_k: int = 0
     deadline: float | None = None
+    top_k_field: str = "top_k"
 
 
 @dataclass(frozen=True)

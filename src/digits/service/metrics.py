@@ -26,11 +26,12 @@ class ServiceMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "digits_requests", "gRPC requests handled, by method and status code.",
-            ["method", "code"], registry=r)
+            "digits_requests",
+            "Requests handled, by protocol (API and transport), method and status code.",
+            ["protocol", "method", "code"], registry=r)
         self.request_duration = Histogram(
-            "digits_request_duration_seconds", "gRPC request latency, by method.",
-            ["method"], buckets=LATENCY_BUCKETS, registry=r)
+            "digits_request_duration_seconds", "Request latency, by protocol and method.",
+            ["protocol", "method"], buckets=LATENCY_BUCKETS, registry=r)
         self.images_classified = Counter(
             "digits_images_classified", "Images classified, by model.", ["model"], registry=r)
         self.predictions = Counter(

@@ -15,7 +15,7 @@ from typing import Any
 from prometheus_client import start_http_server
 
 from digits.service.dataplane import DataPlane
-from digits.service.grpc_api import create_grpc_server
+from digits.service.grpc_api import PROTOCOLS, create_grpc_server
 from digits.service.grpc_api.health import HealthReporter
 from digits.service.grpc_api.interceptor import RequestInterceptor
 from digits.service.metrics import ServiceMetrics
@@ -38,7 +38,7 @@ class DigitsServer:
         self._inference_executor = concurrent.futures.ThreadPoolExecutor(
             threads, "digits-inference")
         self._decode_executor = concurrent.futures.ThreadPoolExecutor(threads, "digits-decode")
-        self.health = HealthReporter(settings.volume.default_model)
+        self.health = HealthReporter(settings.volume.default_model, services=list(PROTOCOLS))
         self._heap = HeapHook()
         self.registry = ModelRegistry([
             PredictorHook(settings.batching, metrics, self._inference_executor),
@@ -48,7 +48,7 @@ class DigitsServer:
             self.registry, default_model=settings.volume.default_model,
             limits=settings.limits, decode_executor=self._decode_executor,
             predictions=PredictionRecorder(metrics))
-        self._interceptor = RequestInterceptor(metrics)
+        self._interceptor = RequestInterceptor(metrics, PROTOCOLS)
         self.grpc_server = create_grpc_server(
             self.dataplane, self.health, self._interceptor, settings.limits)
         self.metrics_port = 0

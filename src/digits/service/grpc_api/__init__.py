@@ -1,18 +1,23 @@
-"""The gRPC front end: digits.v1.Classifier, grpc.health.v1 and reflection on one server."""
+"""The gRPC front end: digits.v1.Classifier, the Open Inference Protocol's
+GRPCInferenceService, grpc.health.v1 and reflection, on one server."""
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from digits.api import CLASSIFIER_SERVICE, channel_options
+from digits.api import CLASSIFIER_SERVICE, INFERENCE_SERVICE, channel_options
+from digits.oip import open_inference_pb2_grpc
 from digits.service.dataplane import DataPlane
 from digits.service.grpc_api.classifier import ClassifierServicer
 from digits.service.grpc_api.health import HealthReporter
+from digits.service.grpc_api.inference import InferenceServicer
 from digits.service.grpc_api.interceptor import RequestInterceptor
 from digits.service.settings import LimitSettings
 from digits.v1 import classifier_pb2_grpc
 
 HEALTH_SERVICE: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+# The inference services and their protocol label in the request metrics.
+PROTOCOLS = {CLASSIFIER_SERVICE: "digits.v1/grpc", INFERENCE_SERVICE: "oip.v2/grpc"}
 
 
 def create_grpc_server(dataplane: DataPlane, health: HealthReporter,
@@ -21,7 +26,9 @@ def create_grpc_server(dataplane: DataPlane, health: HealthReporter,
     server = grpc.aio.server(interceptors=[interceptor],
                              options=channel_options(limits.max_message_bytes))
     classifier_pb2_grpc.add_ClassifierServicer_to_server(ClassifierServicer(dataplane), server)
+    open_inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+        InferenceServicer(dataplane), server)
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     reflection.enable_server_reflection(
-        (CLASSIFIER_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server)
+        (*PROTOCOLS, HEALTH_SERVICE, reflection.SERVICE_NAME), server)
     return server

@@ -1,17 +1,17 @@
 """The standard grpc.health.v1 service: overall and per model name.
 
-The overall status (service "") and the Classifier's ("digits.v1.Classifier") are
-SERVING while at least one model version is loaded; each model name is SERVING while one
+The overall status (service "") and that of each inference service
+("digits.v1.Classifier", "inference.GRPCInferenceService") are SERVING while at least
+one model version is loaded; each model name is SERVING while one
 of its versions is. Everything turns NOT_SERVING for good when shutdown begins.
 """
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from grpc_health.v1 import health, health_pb2
 
-from digits.api import CLASSIFIER_SERVICE
 from digits.service.models.registry import ModelRegistry, RegistryListener
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -56,9 +56,11 @@ class DrainingHealthServicer(health.aio.HealthServicer):
 class HealthReporter(RegistryListener):
     """Keeps the health service in step with which models can serve (a registry listener)."""
 
-    def __init__(self, default_model: str) -> None:
+    def __init__(self, default_model: str, services: Sequence[str] = ()) -> None:
+        """``services``: the inference services, which are SERVING with the server."""
         self.servicer = DrainingHealthServicer()
         self._default_model = default_model
+        self._services = tuple(services)
         self._last: dict[str, bool] | None = None
 
     async def start(self) -> None:
@@ -74,8 +76,8 @@ class HealthReporter(RegistryListener):
             return
         self._last = dict(models)
         overall = SERVING if any(models.values()) else NOT_SERVING
-        await self.servicer.set("", overall)
-        await self.servicer.set(CLASSIFIER_SERVICE, overall)
+        for service in ("", *self._services):
+            await self.servicer.set(service, overall)
         for name, serving in models.items():
             await self.servicer.set(name, SERVING if serving else NOT_SERVING)
 

@@ -1,4 +1,5 @@
-"""Wraps every Classifier call: domain errors to status codes, request metrics, in-flight count.
+"""Wraps every call of the inference services: domain errors to status codes, request
+metrics, in-flight count.
 
 Servicer methods raise ``errors.ServiceError`` subclasses; this is where they become
 gRPC status codes (by ``status.to_status``). Anything else becomes INTERNAL with a
@@ -9,39 +10,41 @@ internals.
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
 
-from digits.api import CLASSIFIER_SERVICE
 from digits.service.errors import InvalidInput
 from digits.service.grpc_api.status import to_status
 from digits.service.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
-_SERVICE_PREFIX = f"/{CLASSIFIER_SERVICE}/"
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
 class RequestInterceptor(grpc.aio.ServerInterceptor):
-    """Maps errors, times and counts the Classifier's unary calls; knows how many run."""
+    """Maps errors, times and counts the unary calls of the inference services; knows how
+    many run. Health and reflection pass through untouched."""
 
-    def __init__(self, metrics: ServiceMetrics) -> None:
+    def __init__(self, metrics: ServiceMetrics, protocols: Mapping[str, str]) -> None:
+        """``protocols``: the protocol label of each service, by its full name."""
         self._metrics = metrics
+        self._protocols = dict(protocols)
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # per method, built once
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
     @property
     def in_flight(self) -> int:
-        """Classifier calls currently running."""
+        """Inference calls currently running."""
         return self._in_flight
 
     async def wait_idle(self) -> None:
-        """Return once no Classifier call is running."""
+        """Return once no inference call is running."""
         await self._idle.wait()
 
     async def intercept_service(
@@ -49,29 +52,34 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        path: str = details.method
+        wrapped = self._wrapped.get(path)
+        if wrapped is not None:
+            return wrapped
         handler = await continuation(details)
-        method: str = details.method
-        if handler is None or not method.startswith(_SERVICE_PREFIX) or (
-                handler.unary_unary is None):
+        service, _, method = path[1:].partition("/")
+        protocol = self._protocols.get(service)
+        if handler is None or protocol is None or handler.unary_unary is None:
             return handler
         # The request is parsed inside the wrapper, so that corrupt bytes are bad input
         # (INVALID_ARGUMENT, counted) rather than the framework's UNKNOWN.
-        return grpc.unary_unary_rpc_method_handler(
-            self._wrap(method[len(_SERVICE_PREFIX):], handler.unary_unary,
-                       handler.request_deserializer),
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            self._wrap(protocol, method, handler.unary_unary, handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[path] = wrapped
+        return wrapped
 
-    def _wrap(self, method: str, behaviour: Handler,
+    def _wrap(self, protocol: str, method: str, behaviour: Handler,
               deserialize: Callable[[bytes], Any] | None) -> Handler:
-        duration = self._metrics.request_duration.labels(method=method)
+        duration = self._metrics.request_duration.labels(protocol=protocol, method=method)
         requests = self._metrics.requests
 
         def finish(code: grpc.StatusCode, started: float) -> None:
             # Recorded before the status goes out, so a client that has its answer also
             # finds it counted.
             self._leave()
-            requests.labels(method=method, code=code.name).inc()
+            requests.labels(protocol=protocol, method=method, code=code.name).inc()
             duration.observe(time.perf_counter() - started)
 
         def parse(data: bytes) -> Any:
@@ -81,7 +89,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
                 return deserialize(data)
             except DecodeError as error:
                 raise InvalidInput(f"request: not a valid {method} request message ({error}); "
-                                   "send a message built from protos/digits/v1") from None
+                                   f"send a message of the {protocol} protocol") from None
 
         async def handle(data: bytes, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
