@@ -51,12 +51,13 @@ def test_standard_scenarios_cover_every_load_shape() -> None:
     single = {(s.concurrency, s.encoding, s.batching)
               for s in scenarios if s.images_per_request == 1}
     assert single == {(c, e, b) for c in (1, 16, 64) for e in ("raw", "png")
-                      for b in (True, False)} | {(c, "oip", True) for c in (1, 16, 64)}
+                      for b in (True, False)} | {(c, e, True) for c in (1, 16, 64)
+                                                 for e in ("oip", "oip-http")}
     large = {(s.images_per_request, s.concurrency, s.encoding)
              for s in scenarios if s.images_per_request > 1}
     assert large == {(n, c, e) for n in (256, 1024) for c in (1, 4)
-                     for e in ("raw", "png", "oip")}
-    assert len({s.name for s in scenarios}) == len(scenarios) == 27
+                     for e in ("raw", "png", "oip", "oip-http")}
+    assert len({s.name for s in scenarios}) == len(scenarios) == 34
     assert {s.encoding for s in standard_scenarios(("raw",))} == {"raw"}
 
 
@@ -112,6 +113,12 @@ def test_requests_carry_exactly_the_images() -> None:
     assert [(t.name, t.datatype, list(t.shape)) for t in oip.inputs] == [
         ("pixels", "UINT8", [3, 28, 28])]
     assert list(oip.raw_input_contents) == [pixels.tobytes()]
+    bodies, lengths, path = workload.http_payloads(pixels, 2, "mnist", 0, variants=1)
+    header = json.loads(bodies[0][:lengths[0]])
+    assert header["inputs"][0]["parameters"] == {"binary_data_size": 2 * 784}
+    assert bodies[0][lengths[0]:] == pixels[:2].tobytes()
+    assert path == "/v2/models/mnist/infer"
+    assert workload.http_payloads(pixels, 1, "mnist", 4)[2] == "/v2/models/mnist/versions/4/infer"
     newest = workload.build_request(pixels, "oip", "mnist", 0)
     assert isinstance(newest, open_inference_pb2.ModelInferRequest)
     assert newest.model_version == ""

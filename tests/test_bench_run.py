@@ -21,18 +21,19 @@ def test_bench_runs_scenarios_against_real_servers_and_writes_json(
         sys.executable, "-m", "digits", "--log-level", "WARNING", "bench",
         str(model_templates.dense_a),
         "--scenario", "1:2:raw:on", "--scenario", "1:2:raw:off", "--scenario", "3:1:png:on",
-        "--scenario", "4:2:oip:on",
+        "--scenario", "4:2:oip:on", "--scenario", "2:3:oip-http:on",
         "--duration", "0.3", "--warmup", "0.1", "--rounds", "2", "--json", str(output),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 img x c2 raw" in result.stdout and "3 img x c1 png" in result.stdout
-    assert "4 img x c2 oip" in result.stdout
+    assert "4 img x c2 oip" in result.stdout and "2 img x c3 oip-http" in result.stdout
     report = json.loads(output.read_text())
     rows = {row["name"]: row for row in report["results"]}
     assert set(rows) == {"1img-c2-raw-batching-on", "1img-c2-raw-batching-off",
-                         "3img-c1-png-batching-on", "4img-c2-oip-batching-on"}
+                         "3img-c1-png-batching-on", "4img-c2-oip-batching-on",
+                         "2img-c3-oip-http-batching-on"}
     for row in rows.values():
         assert row["errors"] == {}
         assert row["requests_per_second"] > 0 and row["latency"]["p99"] > 0

@@ -67,7 +67,7 @@ def test_service_image_checks_grpc_health() -> None:
 
 def test_published_ports_bind_to_loopback_by_default() -> None:
     ports = re.findall(r"^\s+- (\S+:\d+)$", COMPOSE, re.MULTILINE)
-    assert len(ports) == 3
+    assert len(ports) == 4
     assert all(port.startswith("${DIGITS_BIND_ADDRESS:-127.0.0.1}:") for port in ports), ports
 
 

@@ -1,14 +1,14 @@
 """Prometheus configuration and alert rules: promtool's checks and unit tests, metric names."""
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from digits.service.metrics import ServiceMetrics
+
+from support.tools import required_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -28,13 +28,7 @@ METRIC_NAME = re.compile(r"(?<![:\w])digits_[a-z0-9_]+")
 @pytest.fixture(scope="module")
 def promtool() -> str:
     """promtool from Debian's prometheus package (scripts/ensure-docker installs it)."""
-    path = shutil.which("promtool")
-    if path is None:
-        message = "promtool missing: install Debian's prometheus package (scripts/ensure-docker)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return required_tool("promtool", "prometheus")
 
 
 def run_promtool(promtool: str, *arguments: str | Path) -> str:

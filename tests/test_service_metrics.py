@@ -1,6 +1,5 @@
 """Metric values read back from /metrics after known traffic, and the page is valid."""
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 from support.models import expected_probabilities, install
 from support.prometheus import sample_value
 from support.servers import Running, loopback_settings, running_server, wait_serving
+from support.tools import required_tool
 
 BATCHES = (1, 7, 30, 64)
 CLASSIFY = {"protocol": "digits.v1/grpc", "method": "Classify"}
@@ -75,16 +75,15 @@ async def test_metrics_count_the_traffic_that_was_sent(
     assert "fashion" not in text
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None,
-                    reason="promtool not installed (Debian package 'prometheus'; CI has it)")
 async def test_the_metrics_page_passes_promtool(
         model_templates: Any, models_root: Path) -> None:
+    promtool = required_tool("promtool", "prometheus")
     install(model_templates.dense_a, models_root, "mnist", 1)
     async with running_server(loopback_settings(models_root)) as running:
         await wait_serving(running)
         await _send_known_traffic(running)
         text = running.scrape()
-    checked = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+    checked = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
                              capture_output=True, timeout=60, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.strip() == "" and checked.stderr.strip() == "", checked

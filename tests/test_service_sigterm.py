@@ -40,18 +40,19 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(
     install(model_templates.slow, models_root, "mnist", 1)
     log = tmp_path / "serve.log"
     command = [sys.executable, "-m", "digits", "serve", "--models", str(models_root),
-               "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0",
+               "--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--metrics-port", "0",
                "--grace-period", str(GRACE_SECONDS), "--inference-threads", "1",
                "--batch-timeout", "0"]
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
                                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     try:
-        pattern = re.compile(r"serving gRPC on 127\.0\.0\.1:(\d+), metrics on "
+        pattern = re.compile(r"serving gRPC on 127\.0\.0\.1:(\d+), HTTP on "
+                             r"http://127\.0\.0\.1:(\d+), metrics on "
                              r"http://127\.0\.0\.1:(\d+)/metrics")
         ports = _wait(lambda: pattern.search(log.read_text()), "start-up line",
                       START_SECONDS, process, log)
-        port, metrics_port = int(ports.group(1)), int(ports.group(2))
+        port, metrics_port = int(ports.group(1)), int(ports.group(3))
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         health = health_pb2_grpc.HealthStub(channel)
         check = health_pb2.HealthCheckRequest(service="")

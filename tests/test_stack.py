@@ -95,6 +95,7 @@ class Stack:
     project: str
     environment: dict[str, str]
     grpc_port: int
+    http_port: int
     metrics_port: int
     prometheus_port: int
     clock: PhaseClock
@@ -186,18 +187,20 @@ def stack(request: pytest.FixtureRequest, clock: PhaseClock,
     problem = docker_problem()
     if problem:
         unavailable(problem)
-    grpc_port, metrics_port, prometheus_port = free_ports(3)
+    grpc_port, http_port, metrics_port, prometheus_port = free_ports(4)
     project = f"digits-test-{uuid.uuid4().hex[:8]}"
     environment = {
         **os.environ, **TRAINING,
         "DIGITS_BIND_ADDRESS": "127.0.0.1",
         "DIGITS_GRPC_HOST_PORT": str(grpc_port),
+        "DIGITS_HTTP_HOST_PORT": str(http_port),
         "DIGITS_METRICS_HOST_PORT": str(metrics_port),
         "PROMETHEUS_HOST_PORT": str(prometheus_port),
         "DIGITS_MNIST_DIR": str(mnist_path.resolve().parent),
         "DIGITS_MNIST_FILE": mnist_path.name,
     }
-    running = Stack(project, environment, grpc_port, metrics_port, prometheus_port, clock)
+    running = Stack(project, environment, grpc_port, http_port, metrics_port,
+                    prometheus_port, clock)
 
     with clock.phase("base images (present, pulled or stand-ins)"):
         standins = subprocess.run([str(ROOT / "scripts" / "build-standins")], cwd=ROOT,
@@ -279,6 +282,24 @@ def test_classifies_mnist_at_the_accuracy_on_the_model_card(
     card_accuracy = card.test_metrics["accuracy"]
     assert accuracy >= card_accuracy - ACCURACY_TOLERANCE, (
         f"served accuracy {accuracy:.4f} < card's {card_accuracy:.4f} - {ACCURACY_TOLERANCE}")
+
+
+def test_the_rest_api_answers_from_the_host(
+        stack: Stack, mnist_test: tuple[np.ndarray, np.ndarray]) -> None:
+    images, labels = mnist_test
+    base = f"http://127.0.0.1:{stack.http_port}"
+    with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=10) as response:
+        assert response.status == 200
+    body = json.dumps({"inputs": [{"name": "pixels", "datatype": "UINT8",
+                                   "shape": [20, 28, 28], "data": images[:20].tolist()}],
+                       "outputs": [{"name": "probabilities",
+                                    "parameters": {"classification": 1}}]}).encode()
+    request = urllib.request.Request(f"{base}/v2/models/{MODEL}/infer", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    predicted = [int(entry.split(":")[2]) for entry in answer["outputs"][0]["data"]]
+    assert np.mean(np.array(predicted) == labels[:20]) >= 0.8
 
 
 def test_prometheus_scrapes_the_requests_and_loads_the_alerts(

@@ -21,8 +21,8 @@ from support.prometheus import scrape
 
 def loopback_settings(models: Path, **overrides: Any) -> ServingSettings:
     """Settings for a loopback server on OS-picked ports that notices changes quickly."""
-    values: dict[str, Any] = dict(models=models, host="127.0.0.1", port=0, metrics_port=0,
-                                  poll_interval=0.1, grace_period=10.0)
+    values: dict[str, Any] = dict(models=models, host="127.0.0.1", port=0, http_port=0,
+                                  metrics_port=0, poll_interval=0.1, grace_period=10.0)
     values.update(overrides)
     return ServingSettings.from_options(**values)
 
@@ -47,6 +47,10 @@ class Running:
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_target(self) -> str:
+        return f"127.0.0.1:{self.server.http.port}"
 
     async def status(self, service: str = "") -> str:
         """The health status name of ``service``; SERVICE_UNKNOWN for names never set."""

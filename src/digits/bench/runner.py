@@ -116,13 +116,20 @@ def _run_scenario(
     in_process: float,
     in_process_decode: float,
 ) -> ScenarioResult:
-    payloads = workload.request_payloads(
-        images, scenario.images_per_request, scenario.encoding, model, version)
+    target, http_path, header_lengths = served.target, "", list[int]()
+    if scenario.encoding == "oip-http":
+        payloads, header_lengths, http_path = workload.http_payloads(
+            images, scenario.images_per_request, model, version)
+        target = served.http_target
+    else:
+        payloads = workload.request_payloads(
+            images, scenario.images_per_request, scenario.encoding, model, version)
     start_at = time.monotonic() + HANDOFF_SECONDS + options.warmup
     stop_at = start_at + options.duration
     plans = [
         loadgen.LoadPlan(
-            target=served.target, encoding=scenario.encoding, payloads=payloads,
+            target=target, encoding=scenario.encoding, payloads=payloads,
+            http_path=http_path, header_lengths=header_lengths,
             images_per_request=scenario.images_per_request, concurrency=share,
             start_at=start_at, stop_at=stop_at, timeout=options.request_timeout,
             channels=options.channels_per_process)

@@ -2,14 +2,15 @@
 
 Encodings: ``raw`` (digits.v1, uint8 pixels), ``png`` (digits.v1, one PNG file per
 image), ``oip`` (the Open Inference Protocol v2 over gRPC, a UINT8 tensor in raw
-contents, as tritonclient sends it).
+contents, as tritonclient sends it), ``oip-http`` (the same protocol over HTTP with the
+binary tensor data extension, tritonclient.http's default).
 """
 
 from dataclasses import dataclass
 from typing import Literal
 
-Encoding = Literal["raw", "png", "oip"]
-ENCODINGS: tuple[Encoding, ...] = ("raw", "png", "oip")
+Encoding = Literal["raw", "png", "oip", "oip-http"]
+ENCODINGS: tuple[Encoding, ...] = ("raw", "png", "oip", "oip-http")
 # Batching works the same whichever protocol a request came by: measured on and off for
 # digits.v1 only.
 BATCHING_OFF_ENCODINGS = ("raw", "png")

@@ -65,6 +65,7 @@ class ServedModel:
         self.model = model
         self.config = config
         self.port = 0
+        self.http_port = 0
         self.metrics_ports: list[int] = []
         self._processes: list[subprocess.Popen[bytes]] = []
         self._logs = tempfile.TemporaryDirectory(prefix="digits-bench-")
@@ -72,6 +73,10 @@ class ServedModel:
     @property
     def target(self) -> str:
         return f"{HOST}:{self.port}"
+
+    @property
+    def http_target(self) -> str:
+        return f"{HOST}:{self.http_port}"
 
     def __enter__(self) -> "ServedModel":
         try:
@@ -90,12 +95,14 @@ class ServedModel:
     def start(self) -> None:
         """Start the processes and wait until each has the model loaded."""
         self.port = free_port()
+        self.http_port = free_port()
         self.metrics_ports = [free_port() for _ in range(self.config.processes)]
         for index, metrics_port in enumerate(self.metrics_ports):
             command = [
                 sys.executable, "-m", "digits", "--log-level", "WARNING", "serve",
                 "--models", str(self.models), "--default-model", self.model,
                 "--host", HOST, "--port", str(self.port), "--metrics-port", str(metrics_port),
+                "--http-port", str(self.http_port),
                 *self.config.flags(),
             ]
             log_path = Path(self._logs.name) / f"server-{index}.log"

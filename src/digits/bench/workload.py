@@ -1,6 +1,7 @@
 """The images the benchmark sends, and its requests serialised once ahead of the load."""
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +78,22 @@ def request_payloads(
         payloads.append(
             build_request(images[rows], encoding, model, version).SerializeToString())
     return payloads
+
+
+def http_payloads(images: np.ndarray, images_per_request: int, model: str, version: int,
+                  variants: int = 4) -> tuple[list[bytes], list[int], str]:
+    """Bodies of OIP HTTP inference requests with the binary tensor data extension (a JSON
+    header, then the raw pixels), their header lengths, and the path they go to."""
+    bodies, lengths = [], []
+    for variant in range(variants):
+        rows = (np.arange(images_per_request) + variant * images_per_request) % len(images)
+        raw = np.ascontiguousarray(images[rows]).tobytes()
+        header = json.dumps({"inputs": [{
+            "name": "pixels", "datatype": "UINT8", "shape": [images_per_request, 28, 28],
+            "parameters": {"binary_data_size": len(raw)}}],
+            "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}],
+        }).encode()
+        bodies.append(header + raw)
+        lengths.append(len(header))
+    path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
+    return bodies, lengths, path

@@ -1,4 +1,5 @@
-"""Wiring of the server: registry and its listeners, watcher, data plane, gRPC, metrics.
+"""Wiring of the server: registry and its listeners, watcher, data plane, gRPC, HTTP,
+metrics.
 
 ``create_server(settings)`` builds everything and binds the port; ``await server.start()``
 starts serving while the watcher loads models in the background; ``await
@@ -18,6 +19,7 @@ from digits.service.dataplane import DataPlane
 from digits.service.grpc_api import PROTOCOLS, create_grpc_server
 from digits.service.grpc_api.health import HealthReporter
 from digits.service.grpc_api.interceptor import RequestInterceptor
+from digits.service.http_api.server import HttpServer
 from digits.service.metrics import ServiceMetrics
 from digits.service.models.hooks import HeapHook, PredictorHook, VersionGauges
 from digits.service.models.registry import ModelRegistry
@@ -51,6 +53,7 @@ class DigitsServer:
         self._interceptor = RequestInterceptor(metrics, PROTOCOLS)
         self.grpc_server = create_grpc_server(
             self.dataplane, self.health, self._interceptor, settings.limits)
+        self.http = HttpServer(self.dataplane, metrics, settings.limits)
         self.metrics_port = 0
         self._metrics_http: Any = None
         # Made when stop() begins, set when it has finished.
@@ -58,8 +61,8 @@ class DigitsServer:
 
     @property
     def in_flight(self) -> int:
-        """Classifier requests being handled right now."""
-        return self._interceptor.in_flight
+        """Inference requests (gRPC and HTTP) being handled right now."""
+        return self._interceptor.in_flight + self.http.handling.in_flight
 
     async def start(self) -> None:
         """Serve gRPC and metrics; models load in the background (health says when)."""
@@ -75,6 +78,7 @@ class DigitsServer:
                 "DIGITS_METRICS_PORT)") from error
         self.metrics_port = self._metrics_http.server_port
         await self.grpc_server.start()
+        await self.http.start(network.grace_period)
         await self.watcher.start()
 
     async def stop(self, grace: float | None = None) -> None:
@@ -86,16 +90,18 @@ class DigitsServer:
         grace = self.settings.network.grace_period if grace is None else grace
         self.dataplane.drain()
         await self.health.shut_down()
-        # New calls are refused from here on; running ones continue.
-        stopping = asyncio.ensure_future(self.grpc_server.stop(grace))
+        # New calls and connections are refused from here on; running ones continue.
+        stopping = [asyncio.ensure_future(self.grpc_server.stop(grace)),
+                    asyncio.ensure_future(self.http.stop())]
         try:
-            await asyncio.wait_for(self._interceptor.wait_idle(), grace)
+            await asyncio.wait_for(asyncio.gather(
+                self._interceptor.wait_idle(), self.http.handling.wait_idle()), grace)
         except TimeoutError:
             log.warning("grace period of %.1f s over with %d requests still running; "
-                        "cancelling them", grace, self._interceptor.in_flight)
+                        "cancelling them", grace, self.in_flight)
         # Only health Watch streams can be left: end them so the stop need not wait.
         self.health.servicer.end_watches()
-        await stopping
+        await asyncio.gather(*stopping)
         await self.watcher.close()
         self._heap.stop()  # no collection per unload below: one thaw suffices
         await self.registry.close()
@@ -116,11 +122,13 @@ def create_server(
     ``settings.network.port`` 0 lets the OS pick the port. Nothing runs until ``start()``.
     """
     server = DigitsServer(settings, metrics if metrics is not None else ServiceMetrics())
-    address = f"{settings.network.host}:{settings.network.port}"
+    network = settings.network
+    address = f"{network.host}:{network.port}"
     port = server.grpc_server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {address}; pick a free port with --port "
                       "(or DIGITS_PORT)")
+    server.http.bind(network.host, network.http_port)
     return server, port
 
 
@@ -129,8 +137,9 @@ async def serve(settings: ServingSettings) -> None:
     server, port = create_server(settings)
     await server.start()
     host = settings.network.host
-    log.info("serving gRPC on %s:%d, metrics on http://%s:%d/metrics, models from %s",
-             host, port, host, server.metrics_port, settings.volume.models)
+    log.info("serving gRPC on %s:%d, HTTP on http://%s:%d, metrics on "
+             "http://%s:%d/metrics, models from %s", host, port, host, server.http.port, host,
+             server.metrics_port, settings.volume.models)
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):

@@ -60,16 +60,20 @@ class NetworkSettings(_Group):
     """Where the server listens and how long it drains (the server's)."""
 
     host: str = field(default="0.0.0.0", metadata=_setting(
-        "Address the gRPC and metrics servers listen on (127.0.0.1 for local only)."))
+        "Address the gRPC, HTTP and metrics servers listen on (127.0.0.1 for local "
+        "only)."))
     port: int = field(default=50051, metadata=_setting(
         "gRPC port; 0 lets the OS pick one (logged at start-up)."))
+    http_port: int = field(default=8080, metadata=_setting(
+        "HTTP port of the REST APIs (the Open Inference Protocol's /v2 routes) and "
+        "/openapi.json; 0 lets the OS pick one."))
     metrics_port: int = field(default=8000, metadata=_setting(
         "HTTP port serving Prometheus metrics at /metrics; 0 lets the OS pick one."))
     grace_period: float = field(default=10.0, metadata=_setting(
         "Seconds in-flight requests get to finish after SIGTERM before they are cut."))
 
     def problems(self) -> list[str]:
-        return _check(self, {"port": PORT, "metrics_port": PORT,
+        return _check(self, {"port": PORT, "http_port": PORT, "metrics_port": PORT,
                              "grace_period": NON_NEGATIVE})
 
 

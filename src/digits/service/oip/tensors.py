@@ -101,10 +101,12 @@ def _pixels(tensor: InputTensor) -> np.ndarray:
         raise InvalidInput(f"{tensor.field}: has {len(tensor.data)} elements, its shape "
                            f"{list(shape)} needs {expected}")
     try:
-        values = np.asarray(tensor.data, dtype=np.int64)
+        values = np.asarray(tensor.data)
     except (TypeError, ValueError, OverflowError):
+        values = np.asarray(["not integers"])
+    if values.size and values.dtype.kind not in "iu":
         raise InvalidInput(f"{tensor.field}: the data are not integers; send pixel values "
-                           "0 to 255") from None
+                           "0 to 255")
     if values.size and (values.min() < 0 or values.max() > 255):
         raise InvalidInput(f"{tensor.field}: values outside 0..255; send UINT8 pixels")
     return values.astype(np.uint8).reshape(shape)
