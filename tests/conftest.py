@@ -34,3 +34,12 @@ def model_templates(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from support.models import export_templates
 
     return export_templates(tmp_path_factory.mktemp("templates"))
+
+
+@pytest.fixture(scope="session")
+def curl() -> str:
+    """Debian's curl, the HTTP client users reach for first (scripts/ensure-docker installs
+    it under CI)."""
+    from support.tools import required_tool
+
+    return required_tool("curl", "curl")

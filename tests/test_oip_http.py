@@ -3,9 +3,6 @@ its default, and JSON) and by curl against a real server on loopback."""
 
 import asyncio
 import io
-import json
-import subprocess
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +16,10 @@ from digits.service.http_api.openapi import document
 from digits.v1 import classifier_pb2
 
 from support.client_envs import client_python, run_client
+from support.http import curl_json, run_curl
 from support.models import install
 from support.prometheus import sample_value
 from support.servers import Running, loopback_settings, running_server, wait_available
-from support.tools import required_tool
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -30,11 +27,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 @pytest.fixture(scope="module")
 def triton() -> Path:
     return client_python("triton")
-
-
-@pytest.fixture(scope="module")
-def curl() -> str:
-    return required_tool("curl", "curl")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -54,30 +46,6 @@ async def served(model_templates: Any, tmp_path_factory: pytest.TempPathFactory
 async def triton_http(triton: Path, served: Running, *arguments: str) -> Any:
     return await asyncio.to_thread(run_client, triton, "triton_client.py", "http",
                                    served.http_target, *arguments)
-
-
-def run_curl(curl: str, *arguments: str) -> tuple[int, Any]:
-    """curl's HTTP status and the JSON body it received."""
-    completed = subprocess.run(
-        [curl, "--silent", "--show-error", "--write-out", "\n%{http_code}", *arguments],
-        capture_output=True, text=True, timeout=60)
-    assert completed.returncode == 0, completed.stderr
-    body, _, status = completed.stdout.rpartition("\n")
-    return int(status), json.loads(body) if body else None
-
-
-async def curl_json(curl: str, served: Running, path: str,
-                    body: Any = None) -> tuple[int, Any]:
-    """GET ``path``, or POST ``body`` as JSON; the status and the JSON answer."""
-    url = f"http://{served.http_target}{path}"
-    if body is None:
-        return await asyncio.to_thread(run_curl, curl, url)
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
-        json.dump(body, file)
-        file.flush()
-        return await asyncio.to_thread(
-            run_curl, curl, "--header", "Content-Type: application/json",
-            "--data-binary", f"@{file.name}", url)
 
 
 async def digits_v1(served: Running, pixels: np.ndarray, version: int = 0) -> np.ndarray:

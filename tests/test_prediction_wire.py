@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from digits.service.grpc_api.prediction_wire import PredictionEncoder, encoder_for
+from digits.service.digits_v1.prediction_wire import PredictionEncoder, encoder_for
 from digits.v1 import classifier_pb2
 
 

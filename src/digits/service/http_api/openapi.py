@@ -13,6 +13,7 @@ from aiohttp import web
 PATH = "/openapi.json"
 JSON = "application/json"
 OIP = "Open Inference Protocol v2"
+DIGITS = "digits.v1"
 
 _ERROR = {"type": "object", "required": ["error"],
           "properties": {"error": {"type": "string",
@@ -46,6 +47,7 @@ def document() -> dict[str, Any]:
                                          "ready", not_ready=True)},
         "/v2": {"get": _get("Server name, version and extensions", "server metadata")},
     }
+    paths.update(_digits_v1())
     for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
         parameters = _path_parameters(prefix)
         paths[prefix] = {"get": _get("A model's versions, platform, inputs and outputs",
@@ -60,6 +62,35 @@ def document() -> dict[str, Any]:
                  "description": "Handwritten-digit classification. Every route takes an "
                                 "optional ?timeout=SECONDS; errors answer {\"error\": ...}."},
         "paths": paths,
+    }
+
+
+def _digits_v1() -> dict[str, Any]:
+    """Our own API in the proto's JSON mapping (protos/digits/v1/classifier.proto)."""
+    message = {"type": "object", "description": "A digits.v1 message in the proto's JSON "
+               "mapping (protos/digits/v1/classifier.proto); bytes fields base64."}
+    classify = {
+        "tags": [DIGITS], "summary": "Classify images (a ClassifyRequest)",
+        "parameters": [_timeout()],
+        "requestBody": {"required": True, "content": {JSON: {"schema": message}}},
+        "responses": {**_responses("A ClassifyResponse", missing=True, body=message),
+                      "429": {"description": "The batching queue is full"},
+                      "503": {"description": "No version of the model is loaded yet"},
+                      "504": {"description": "The timeout passed"}},
+    }
+    named = _path_parameters("/{name}")
+    return {
+        "/digits/v1/classify": {"post": classify},
+        "/digits/v1/models/{name}:classify": {"post": {**classify, "parameters": [
+            *named, _timeout()]}},
+        "/digits/v1/models": {"get": {
+            "tags": [DIGITS], "summary": "Every model with its versions (ListModelsResponse)",
+            "parameters": [_timeout()], "responses": _responses("ListModelsResponse",
+                                                                body=message)}},
+        "/digits/v1/models/{name}": {"get": {
+            "tags": [DIGITS], "summary": "One model's versions, cards and signature",
+            "parameters": [*named, _timeout()],
+            "responses": _responses("ModelStatus", missing=True, body=message)}},
     }
 
 
