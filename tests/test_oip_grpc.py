@@ -220,7 +220,8 @@ async def test_grpcurl_lists_every_service_and_calls_server_ready(served: Runnin
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split() == [
         "digits.v1.Classifier", "grpc.health.v1.Health",
-        "grpc.reflection.v1alpha.ServerReflection", "inference.GRPCInferenceService"]
+        "grpc.reflection.v1alpha.ServerReflection", "inference.GRPCInferenceService",
+        "tensorflow.serving.ModelService", "tensorflow.serving.PredictionService"]
     ready = await asyncio.to_thread(
         grpcurl, served.target, "inference.GRPCInferenceService/ServerReady")
     assert ready.returncode == 0, ready.stderr

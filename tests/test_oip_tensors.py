@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from digits.service.domain import Classification, EncodedImage
+from digits.service.domain import Classification, EncodedImage, parse_version
 from digits.service.errors import InvalidInput
 from digits.service.oip import tensors
 from digits.service.oip.tensors import InputTensor, RequestedOutput
@@ -86,7 +86,7 @@ def test_requested_outputs_and_versions() -> None:
         tensors.classification_of([RequestedOutput("labels", 0, "outputs[0]")])
     with pytest.raises(InvalidInput, match="outputs: 2 requested"):
         tensors.classification_of([RequestedOutput("probabilities", 0, "a")] * 2)
-    assert (tensors.parse_version("", "v"), tensors.parse_version("12", "v")) == (0, 12)
+    assert (parse_version("", "v"), parse_version("12", "v")) == (0, 12)
     for bad in ("0", "-1", "1.5", "v1", "\u0661"):  # the last: ARABIC-INDIC DIGIT ONE
         with pytest.raises(InvalidInput, match="is not a version"):
-            tensors.parse_version(bad, "model_version")
+            parse_version(bad, "model_version")

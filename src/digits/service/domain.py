@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from digits.service.errors import InvalidInput
 from digits.v1.model_card_pb2 import ModelCard, TensorSpec
 
 
@@ -110,3 +111,13 @@ class ServerMetadata:
     name: str
     version: str
     extensions: tuple[str, ...] = ()
+
+
+def parse_version(text: str, field: str) -> int:
+    """A version sent as text (paths, some protocols' fields); empty means the newest (0)."""
+    if not text:
+        return 0
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise InvalidInput(f"{field}: {text[:40]!r} is not a version; send a positive "
+                           "integer, or nothing for the newest")
+    return int(text)

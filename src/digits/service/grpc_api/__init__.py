@@ -1,5 +1,6 @@
 """The gRPC front end: digits.v1.Classifier, the Open Inference Protocol's
-GRPCInferenceService, grpc.health.v1 and reflection, on one server."""
+GRPCInferenceService, TensorFlow Serving's PredictionService and ModelService,
+grpc.health.v1 and reflection, on one server."""
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -12,12 +13,15 @@ from digits.service.grpc_api.classifier import ClassifierServicer
 from digits.service.grpc_api.health import HealthReporter
 from digits.service.grpc_api.inference import InferenceServicer
 from digits.service.grpc_api.interceptor import RequestInterceptor
+from digits.service.grpc_api.tfserving import MODEL_SERVICE, PREDICTION_SERVICE
+from digits.service.grpc_api.tfserving import add_to_server as add_tfserving
 from digits.service.settings import LimitSettings
 from digits.v1 import classifier_pb2_grpc
 
 HEALTH_SERVICE: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 # The inference services and their protocol label in the request metrics.
-PROTOCOLS = {CLASSIFIER_SERVICE: "digits.v1/grpc", INFERENCE_SERVICE: "oip.v2/grpc"}
+PROTOCOLS = {CLASSIFIER_SERVICE: "digits.v1/grpc", INFERENCE_SERVICE: "oip.v2/grpc",
+             PREDICTION_SERVICE: "tfserving/grpc", MODEL_SERVICE: "tfserving/grpc"}
 
 
 def create_grpc_server(dataplane: DataPlane, health: HealthReporter,
@@ -28,6 +32,7 @@ def create_grpc_server(dataplane: DataPlane, health: HealthReporter,
     classifier_pb2_grpc.add_ClassifierServicer_to_server(ClassifierServicer(dataplane), server)
     open_inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
         InferenceServicer(dataplane), server)
+    add_tfserving(dataplane, server)
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     reflection.enable_server_reflection(
         (*PROTOCOLS, HEALTH_SERVICE, reflection.SERVICE_NAME), server)

@@ -12,7 +12,7 @@ import grpc
 from digits.oip import open_inference_pb2 as pb
 from digits.oip import open_inference_pb2_grpc
 from digits.service.dataplane import DataPlane
-from digits.service.domain import ClassifyRequest
+from digits.service.domain import ClassifyRequest, parse_version
 from digits.service.errors import InvalidInput
 from digits.service.oip import tensors
 
@@ -36,7 +36,7 @@ class InferenceServicer(open_inference_pb2_grpc.GRPCInferenceServiceServicer):
 
     async def ModelReady(self, request: pb.ModelReadyRequest,
                          context: Context) -> pb.ModelReadyResponse:
-        version = tensors.parse_version(request.version, "version")
+        version = parse_version(request.version, "version")
         return pb.ModelReadyResponse(ready=self._dataplane.model_ready(request.name, version))
 
     async def ServerMetadata(self, request: pb.ServerMetadataRequest,
@@ -48,7 +48,7 @@ class InferenceServicer(open_inference_pb2_grpc.GRPCInferenceServiceServicer):
     async def ModelMetadata(self, request: pb.ModelMetadataRequest,
                             context: Context) -> pb.ModelMetadataResponse:
         metadata = self._dataplane.model_metadata(
-            request.name, tensors.parse_version(request.version, "version"))
+            request.name, parse_version(request.version, "version"))
         spec = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
             name=metadata.name, versions=[str(version) for version in metadata.versions],
@@ -64,7 +64,7 @@ class InferenceServicer(open_inference_pb2_grpc.GRPCInferenceServiceServicer):
         remaining = context.time_remaining()
         answer = await self._dataplane.classify(ClassifyRequest(
             images=tensors.request_images(_inputs(request)), model=request.model_name,
-            version=tensors.parse_version(request.model_version, "model_version"),
+            version=parse_version(request.model_version, "model_version"),
             top_k=classification, top_k_field=field or "top_k",
             deadline=None if remaining is None else time.monotonic() + remaining))
         output = tensors.output_tensor(answer, classification)

@@ -24,4 +24,6 @@ def to_status(error: Exception) -> tuple[grpc.StatusCode, str]:
         code = CODES.get(kind)
         if code is not None:
             return code, str(error)
+    if isinstance(error, NotImplementedError):  # a generated servicer's method we leave out
+        return grpc.StatusCode.UNIMPLEMENTED, "this method is not served by digits"
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE

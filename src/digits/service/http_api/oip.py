@@ -7,7 +7,7 @@ it; everything else answers JSON, or with the binary tensor extension.
 from aiohttp import web
 
 from digits.service.dataplane import DataPlane
-from digits.service.domain import ClassifyRequest
+from digits.service.domain import ClassifyRequest, parse_version
 from digits.service.http_api.handling import deadline_of, endpoint
 from digits.service.http_api.oip_body import parse_infer, render_infer
 from digits.service.oip import tensors
@@ -83,7 +83,7 @@ class _Handlers:
 def _model(request: web.Request) -> tuple[str, int]:
     """The model name and version (0: the newest) a path names."""
     return (request.match_info["name"],
-            tensors.parse_version(request.match_info.get("version", ""), "version"))
+            parse_version(request.match_info.get("version", ""), "version"))
 
 
 def _spec(spec: tensors.TensorSpec) -> dict[str, object]:

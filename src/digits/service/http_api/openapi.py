@@ -14,6 +14,7 @@ PATH = "/openapi.json"
 JSON = "application/json"
 OIP = "Open Inference Protocol v2"
 DIGITS = "digits.v1"
+TF_SERVING = "TensorFlow Serving"
 
 _ERROR = {"type": "object", "required": ["error"],
           "properties": {"error": {"type": "string",
@@ -48,6 +49,7 @@ def document() -> dict[str, Any]:
         "/v2": {"get": _get("Server name, version and extensions", "server metadata")},
     }
     paths.update(_digits_v1())
+    paths.update(_tfserving())
     for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
         parameters = _path_parameters(prefix)
         paths[prefix] = {"get": _get("A model's versions, platform, inputs and outputs",
@@ -92,6 +94,32 @@ def _digits_v1() -> dict[str, Any]:
             "parameters": [*named, _timeout()],
             "responses": _responses("ModelStatus", missing=True, body=message)}},
     }
+
+
+def _tfserving() -> dict[str, Any]:
+    """TensorFlow Serving's REST API (its own JSON: proto field names, b64 files)."""
+    body = {"type": "object", "description":
+            'TensorFlow Serving\'s JSON: {"instances": [...]} (row form; each a 28x28 list '
+            'of pixels or {"b64": FILE}) or {"inputs": {"pixels": [...]}} (columnar form); '
+            'optional "signature_name": "serving_default".'}
+    paths: dict[str, Any] = {}
+    for prefix in ("/v1/models/{name}", "/v1/models/{name}/versions/{version}"):
+        parameters = [*_path_parameters(prefix), _timeout()]
+        paths[prefix] = {"get": {
+            "tags": [TF_SERVING], "summary": "Versions and their states",
+            "parameters": parameters, "responses": _responses("GetModelStatusResponse",
+                                                              missing=True)}}
+        paths[f"{prefix}/metadata"] = {"get": {
+            "tags": [TF_SERVING], "summary": "The serving signature",
+            "parameters": parameters, "responses": _responses("GetModelMetadataResponse",
+                                                              missing=True)}}
+        paths[f"{prefix}:predict"] = {"post": {
+            "tags": [TF_SERVING], "summary": "Probabilities per image",
+            "parameters": parameters,
+            "requestBody": {"required": True, "content": {JSON: {"schema": body}}},
+            "responses": _responses('{"predictions": [...]} or {"outputs": [...]}',
+                                    missing=True)}}
+    return paths
 
 
 def add_route(app: web.Application) -> None:

@@ -5,7 +5,7 @@ import socket
 from aiohttp import web
 
 from digits.service.dataplane import DataPlane
-from digits.service.http_api import digits_v1, oip, openapi
+from digits.service.http_api import digits_v1, oip, openapi, tfserving
 from digits.service.http_api.handling import RequestHandling
 from digits.service.metrics import ServiceMetrics
 from digits.service.settings import LimitSettings
@@ -22,6 +22,7 @@ class HttpServer:
                                    client_max_size=limits.max_message_bytes)
         oip.add_routes(self.app, dataplane)
         digits_v1.add_routes(self.app, dataplane)
+        tfserving.add_routes(self.app, dataplane)
         openapi.add_route(self.app)
         self._runner = web.AppRunner(self.app, access_log=None)
         self._socket: socket.socket | None = None

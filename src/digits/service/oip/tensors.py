@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from digits.api import IMAGE_SIZE, PIXELS_PER_IMAGE
+from digits.api import IMAGE_SIZE
+from digits.service import tensor_input
 from digits.service.domain import Classification, EncodedImage
 from digits.service.errors import InvalidInput
 
@@ -87,50 +88,15 @@ def request_images(inputs: Sequence[InputTensor]) -> np.ndarray | list[EncodedIm
 
 def _pixels(tensor: InputTensor) -> np.ndarray:
     _expect_datatype(tensor, "UINT8")
-    shape = tensor.shape
-    if len(shape) != 3 or shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or shape[0] < 0:
-        raise InvalidInput(f"{tensor.field}.shape: {list(shape)}; send [N, 28, 28] for N "
-                           "images of 28x28 pixels")
-    expected = shape[0] * PIXELS_PER_IMAGE
-    if isinstance(tensor.data, bytes | bytearray | memoryview):
-        if len(tensor.data) != expected:
-            raise InvalidInput(f"{tensor.field}: has {len(tensor.data)} bytes of data, its "
-                               f"shape {list(shape)} needs {expected}")
-        return np.frombuffer(tensor.data, dtype=np.uint8).reshape(shape)
-    if len(tensor.data) != expected:
-        raise InvalidInput(f"{tensor.field}: has {len(tensor.data)} elements, its shape "
-                           f"{list(shape)} needs {expected}")
-    try:
-        values = np.asarray(tensor.data)
-    except (TypeError, ValueError, OverflowError):
-        values = np.asarray(["not integers"])
-    if values.size and values.dtype.kind not in "iu":
-        raise InvalidInput(f"{tensor.field}: the data are not integers; send pixel values "
-                           "0 to 255")
-    if values.size and (values.min() < 0 or values.max() > 255):
-        raise InvalidInput(f"{tensor.field}: values outside 0..255; send UINT8 pixels")
-    return values.astype(np.uint8).reshape(shape)
+    return tensor_input.pixels(tensor.data, tensor.shape, tensor.field)
 
 
 def _encoded(tensor: InputTensor) -> list[EncodedImage]:
     _expect_datatype(tensor, "BYTES")
-    shape = tensor.shape
-    if len(shape) not in (1, 2) or shape[1:] not in ((), (1,)) or shape[0] < 0:
-        raise InvalidInput(f"{tensor.field}.shape: {list(shape)}; send [N] (or [N, 1]) for "
-                           "N image files")
     elements = (deserialize_bytes(tensor.data, tensor.field)
                 if isinstance(tensor.data, bytes | bytearray | memoryview)
                 else list(tensor.data))
-    if len(elements) != shape[0]:
-        raise InvalidInput(f"{tensor.field}: has {len(elements)} elements, its shape "
-                           f"{list(shape)} needs {shape[0]}")
-    images = []
-    for index, element in enumerate(elements):
-        if not isinstance(element, bytes | bytearray):
-            raise InvalidInput(f"{tensor.field}[{index}]: not bytes; send the bytes of a "
-                               "PNG or JPEG file")
-        images.append(EncodedImage(bytes(element), f"{tensor.field}[{index}]"))
-    return images
+    return tensor_input.files(elements, tensor.shape, tensor.field)
 
 
 def _expect_datatype(tensor: InputTensor, datatype: str) -> None:
@@ -175,16 +141,6 @@ def deserialize_bytes(data: bytes | bytearray | memoryview, field: str) -> list[
         elements.append(bytes(view[offset:offset + length]))
         offset += length
     return elements
-
-
-def parse_version(text: str, field: str) -> int:
-    """A version as the protocol sends it, a string; empty means the newest (0)."""
-    if not text:
-        return 0
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise InvalidInput(f"{field}: {text[:40]!r} is not a version; send a positive "
-                           "integer, or nothing for the newest")
-    return int(text)
 
 
 @dataclass(frozen=True)
