@@ -142,6 +142,9 @@ ERRORS = [
      "outputs[0].parameters.classification: 11 is out of range"),
     ("bad timeout", "/v2/models/mnist/infer?timeout=soon", ONE_IMAGE, 400,
      "timeout: 'soon' is not a number of seconds"),
+    # (aiohttp itself refuses request lines over 8 KB.)
+    ("a 5,000-character model name", "/v2/models/" + "y" * 5000 + "/infer", ONE_IMAGE, 400,
+     "invalid model name '" + "y" * 64 + "'... (5,000 characters)"),
     ("over the size limit", "/v2/models/mnist/infer",
      {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [201, 28, 28],
                   "data": [0] * 201 * 784}]}, 413, "Request Entity Too Large"),
@@ -160,6 +163,7 @@ async def test_errors_answer_json_with_a_fitting_status(
         answer = await curl_json(curl, served, path, body)
     assert answer[0] == status, answer
     assert message in answer[1]["error"]
+    assert len(answer[1]["error"]) < 400  # what a client sent is quoted, not repeated
     # The server is unharmed.
     assert (await curl_json(curl, served, "/v2/models/mnist/infer", ONE_IMAGE))[0] == 200
 

@@ -177,6 +177,10 @@ BAD_REQUESTS = [
      grpc.StatusCode.INVALID_ARGUMENT, "top_k: -1 is out of range"),
     ("invalid model name", ClassifyRequest(packed_pixels=bytes(784), model="../etc"),
      grpc.StatusCode.INVALID_ARGUMENT, "model: invalid model name '../etc'"),
+    ("a 10,000-character model name", ClassifyRequest(packed_pixels=bytes(784),
+                                                      model="\n" + "x" * 9999),
+     grpc.StatusCode.INVALID_ARGUMENT,
+     "model: invalid model name '\\n" + "x" * 63 + "'... (10,000 characters)"),
     ("negative version", ClassifyRequest(packed_pixels=bytes(784), version=-3),
      grpc.StatusCode.INVALID_ARGUMENT, "version: -3 is not a version"),
     ("unknown model", ClassifyRequest(packed_pixels=bytes(784), model="fashion"),
@@ -195,6 +199,7 @@ async def test_bad_requests_get_the_exact_status_and_a_message_naming_the_fix(
         await served.stub.Classify(request_message, timeout=10)
     assert raised.value.code() == code
     assert message in raised.value.details()
+    assert len(raised.value.details()) < 400  # what a client sent is quoted, not repeated
     # The server is unharmed: the next request is answered.
     assert len((await served.classify(random_pixels(1))).predictions) == 1
 

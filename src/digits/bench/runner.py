@@ -54,15 +54,17 @@ def run(options: BenchOptions, progress: Callable[[str], None]) -> BenchReport:
     both alike and each ratio compares figures taken moments apart.
     """
     from digits.modelstore.saved_model import load_version
-    from digits.service.images import decode_image
+    from digits.service.decoding import Budget, decode_image
+    from digits.service.settings import LimitSettings
 
     model = load_version(options.version_dir)
     name, version = options.version_dir.parent.name, int(options.version_dir.name)
     images = workload.sample_images(options.mnist, SAMPLE_IMAGES)
     encoded = [workload.encode_png(image) for image in images[:max(
         (s.images_per_request for s in options.scenarios), default=1)]]
-    decode_then_predict = inprocess.decode_and_predict(
-        model.predict, lambda data: decode_image(data, "image"))
+    limits = LimitSettings()
+    decode_then_predict = inprocess.decode_and_predict(model.predict, lambda data: decode_image(
+        data, "image", Budget(limits.max_request_pixels, limits.max_image_pixels))[0])
     report = BenchReport(
         machine=machine_facts(), settings=_settings(options), in_process={})
     references: dict[int, list[float]] = {}

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from digits.service.errors import InvalidInput
+from digits.service.errors import InvalidInput, echo
 from digits.v1.model_card_pb2 import ModelCard, TensorSpec
 
 
@@ -118,6 +118,6 @@ def parse_version(text: str, field: str) -> int:
     if not text:
         return 0
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise InvalidInput(f"{field}: {text[:40]!r} is not a version; send a positive "
+        raise InvalidInput(f"{field}: {echo(text)} is not a version; send a positive "
                            "integer, or nothing for the newest")
     return int(text)

@@ -28,3 +28,10 @@ class Overloaded(ServiceError):
 
 class DeadlineExpired(ServiceError):
     """The request's deadline passed before its batch ran; it was dropped, not computed."""
+
+
+def echo(text: str, limit: int = 64) -> str:
+    """A client-supplied string fit to quote in a message: escaped, at most ``limit``
+    characters of it, and its length when cut (a message must never grow with the input)."""
+    quoted = repr(text[:limit])
+    return quoted if len(text) <= limit else f"{quoted}... ({len(text):,} characters)"

@@ -131,9 +131,15 @@ class LimitSettings(_Group):
         "about 3.3 MB)."))
     max_images_per_request: int = field(default=4096, metadata=_setting(
         "Most images in one Classify request; larger batches get INVALID_ARGUMENT."))
+    max_image_pixels: int = field(default=16_000_000, metadata=_setting(
+        "Most pixels in one PNG or JPEG file (a 12-megapixel phone photo fits), read from "
+        "its header before decoding; larger files get INVALID_ARGUMENT."))
+    max_request_pixels: int = field(default=64_000_000, metadata=_setting(
+        "Most pixels the PNG and JPEG files of one request may hold in all."))
 
     def problems(self) -> list[str]:
-        return _check(self, {"max_message_bytes": POSITIVE, "max_images_per_request": POSITIVE})
+        return _check(self, {"max_message_bytes": POSITIVE, "max_images_per_request": POSITIVE,
+                             "max_image_pixels": POSITIVE, "max_request_pixels": POSITIVE})
 
 
 GROUPS = {"network": NetworkSettings, "volume": VolumeSettings,

@@ -9,7 +9,7 @@ from google.protobuf.message import Message
 
 from digits.service.dataplane import DataPlane
 from digits.service.digits_v1.messages import classify_request, classify_response, model_status
-from digits.service.errors import InvalidInput
+from digits.service.errors import InvalidInput, echo
 from digits.service.http_api.handling import deadline_of, endpoint
 from digits.v1 import classifier_pb2
 
@@ -35,8 +35,8 @@ class _Handlers:
         name = request.match_info.get("name")
         if name is not None:
             if message.model and message.model != name:
-                raise InvalidInput(f"model: the body names {message.model[:64]!r}, the path "
-                                   f"{name[:64]!r}; name the model in one place")
+                raise InvalidInput(f"model: the body names {echo(message.model)}, the path "
+                                   f"{echo(name)}; name the model in one place")
             message.model = name
         answer = await self._dataplane.classify(classify_request(message, deadline_of(request)))
         return _json(classify_response(answer))
@@ -57,8 +57,8 @@ def _parse(body: bytes, message: Parsed) -> Parsed:
         return json_format.Parse(body or b"{}", message)
     except (json_format.ParseError, UnicodeDecodeError) as error:
         raise InvalidInput(f"body: not a digits.v1 {message.DESCRIPTOR.name} in JSON "
-                           f"({error}); fields as in protos/digits/v1/classifier.proto, "
-                           "bytes base64-encoded") from None
+                           f"({echo(str(error), 200)}); fields as in "
+                           "protos/digits/v1/classifier.proto, bytes base64-encoded") from None
 
 
 def _json(message: Message) -> web.Response:

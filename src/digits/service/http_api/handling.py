@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from digits.service.errors import DeadlineExpired, InvalidInput
+from digits.service.errors import DeadlineExpired, InvalidInput, echo
 from digits.service.http_api.status import to_status
 from digits.service.metrics import ServiceMetrics
 
@@ -96,6 +96,6 @@ def _timeout(request: web.Request) -> float | None:
     except ValueError:
         seconds = math.nan
     if not (seconds > 0 and math.isfinite(seconds)):
-        raise InvalidInput(f"timeout: {text[:40]!r} is not a number of seconds; send a "
+        raise InvalidInput(f"timeout: {echo(text)} is not a number of seconds; send a "
                            "positive number, e.g. ?timeout=2.5")
     return seconds

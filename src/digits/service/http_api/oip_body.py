@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from digits.service.domain import Classification
-from digits.service.errors import InvalidInput
+from digits.service.errors import InvalidInput, echo
 from digits.service.oip import tensors
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -85,7 +85,7 @@ def _header_length(text: str | None, body: int) -> int:
     if text is None:
         return body
     if not text.isdigit() or int(text) > body:
-        raise InvalidInput(f"{HEADER_LENGTH}: {text[:40]!r} is not the length of the JSON "
+        raise InvalidInput(f"{HEADER_LENGTH}: {echo(text)} is not the length of the JSON "
                            f"header within the body of {body} bytes")
     return int(text)
 
@@ -103,8 +103,8 @@ def _input(item: Any, field: str, binary: memoryview) -> tuple[tensors.InputTens
     size = _parameters(item, field).get("binary_data_size")
     if size is not None:
         if type(size) is not int or not 0 <= size <= len(binary):
-            raise InvalidInput(f"{field}.parameters.binary_data_size: {size!r}; the binary "
-                               f"data after the header holds {len(binary)} more bytes")
+            raise InvalidInput(f"{field}.parameters.binary_data_size: {echo(str(size))}; the "
+                               f"binary data after the header holds {len(binary)} more bytes")
         return tensors.InputTensor(name, datatype, tuple(shape), bytes(binary[:size]),
                                    field), size
     if "data" not in item:

@@ -15,7 +15,7 @@ from collections.abc import Hashable, Iterator, Sequence
 from digits.modelstore.names import InvalidModelName, validate_model_name
 from digits.modelstore.saved_model import LoadedModel
 from digits.service.domain import ModelStatus, VersionState
-from digits.service.errors import InvalidInput, ModelNotFound, ModelUnavailable
+from digits.service.errors import InvalidInput, ModelNotFound, ModelUnavailable, echo
 from digits.service.models.versions import ModelVersion, ModelVersions
 
 __all__ = ["ModelRegistry", "ModelVersion", "RegistryListener"]
@@ -156,7 +156,7 @@ class ModelRegistry:
             raise ModelUnavailable(
                 "no model is loaded yet (the server is starting, or the models directory "
                 f"holds no valid version); retry shortly{problem}")
-        raise ModelNotFound(f"model: no model named {name!r}; available models: "
+        raise ModelNotFound(f"model: no model named {echo(name)}; available models: "
                             f"{', '.join(self.model_names()) or 'none'}")
 
     # -- status -----------------------------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 from digits.api import IMAGE_SIZE
 from digits.service import tensor_input
 from digits.service.domain import Classification, EncodedImage
-from digits.service.errors import InvalidInput
+from digits.service.errors import InvalidInput, echo
 
 PIXELS, IMAGES, PROBABILITIES = "pixels", "images", "probabilities"
 _INPUTS_HELP = (f"send one input: '{PIXELS}' (UINT8 [N, 28, 28]) or '{IMAGES}' "
@@ -82,7 +82,7 @@ def request_images(inputs: Sequence[InputTensor]) -> np.ndarray | list[EncodedIm
         return _pixels(tensor)
     if tensor.name == IMAGES:
         return _encoded(tensor)
-    raise InvalidInput(f"{tensor.field}.name: {tensor.name!r} is not an input of this "
+    raise InvalidInput(f"{tensor.field}.name: {echo(tensor.name)} is not an input of this "
                        f"model; {_INPUTS_HELP}")
 
 
@@ -101,8 +101,8 @@ def _encoded(tensor: InputTensor) -> list[EncodedImage]:
 
 def _expect_datatype(tensor: InputTensor, datatype: str) -> None:
     if tensor.datatype != datatype:
-        raise InvalidInput(f"{tensor.field}.datatype: {tensor.name!r} is {datatype}, got "
-                           f"{tensor.datatype!r}")
+        raise InvalidInput(f"{tensor.field}.datatype: {echo(tensor.name)} is {datatype}, got "
+                           f"{echo(tensor.datatype)}")
 
 
 def output_tensor(answer: Classification, classification: int) -> OutputTensor:
@@ -163,6 +163,6 @@ def classification_of(outputs: Sequence[RequestedOutput]) -> tuple[int, str]:
                            f"'{PROBABILITIES}': ask for it once")
     output = outputs[0]
     if output.name != PROBABILITIES:
-        raise InvalidInput(f"{output.field}.name: {output.name!r} is not an output of this "
+        raise InvalidInput(f"{output.field}.name: {echo(output.name)} is not an output of this "
                            f"model; ask for '{PROBABILITIES}'")
     return output.classification, f"{output.field}.parameters.classification"

@@ -14,7 +14,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from digits.service import tensor_input
 from digits.service.domain import EncodedImage, ModelMetadata, ModelStatus, VersionState
-from digits.service.errors import InvalidInput, ModelNotFound
+from digits.service.errors import InvalidInput, ModelNotFound, echo
 
 SIGNATURE = "serving_default"
 PIXELS, IMAGES, PROBABILITIES = "pixels", "images", "probabilities"
@@ -29,8 +29,8 @@ _STATES = {VersionState.LOADING: get_model_status_pb2.ModelVersionStatus.LOADING
 def spec_version(spec: model_pb2.ModelSpec, field: str = "model_spec") -> int:
     """The version a ModelSpec pins (0: the newest); labels are not served here yet."""
     if spec.WhichOneof("version_choice") == "version_label":
-        raise ModelNotFound(f"{field}.version_label: model {spec.name[:64]!r} has no label "
-                            f"{spec.version_label[:64]!r}; this server has no version "
+        raise ModelNotFound(f"{field}.version_label: model {echo(spec.name)} has no label "
+                            f"{echo(spec.version_label)}; this server has no version "
                             "labels: pin a version, or none for the newest")
     if spec.HasField("version"):
         if spec.version.value < 1:
@@ -42,7 +42,7 @@ def spec_version(spec: model_pb2.ModelSpec, field: str = "model_spec") -> int:
 
 def check_signature(name: str, field: str = "model_spec.signature_name") -> None:
     if name not in ("", SIGNATURE):
-        raise InvalidInput(f"{field}: {name[:64]!r}; digits models have one signature, "
+        raise InvalidInput(f"{field}: {echo(name)}; digits models have one signature, "
                            f"'{SIGNATURE}'")
 
 
@@ -52,7 +52,7 @@ def request_images(inputs: Mapping[str, tensor_pb2.TensorProto]
     if len(inputs) != 1:
         raise InvalidInput(f"inputs: {len(inputs)} given; {_INPUTS_HELP}")
     name, tensor = next(iter(inputs.items()))
-    field = f"inputs[{name[:64]!r}]"
+    field = f"inputs[{echo(name)}]"
     shape = [dim.size for dim in tensor.tensor_shape.dim]
     if name == PIXELS:
         _expect_dtype(tensor, types_pb2.DT_UINT8, field)
@@ -66,7 +66,7 @@ def request_images(inputs: Mapping[str, tensor_pb2.TensorProto]
 
 def check_output_filter(names: list[str]) -> None:
     if any(name != PROBABILITIES for name in names):
-        raise InvalidInput(f"output_filter: {names}; this model's one output is "
+        raise InvalidInput(f"output_filter: {echo(str(names))}; this model's one output is "
                            f"'{PROBABILITIES}'")
 
 

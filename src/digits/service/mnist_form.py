@@ -1,0 +1,84 @@
+"""Grayscale ink to MNIST form: the way MNIST itself was made.
+
+Ink made white on a black background, cropped to the ink, scaled to fit a 20x20 box
+keeping the aspect ratio, then placed in a 28x28 field with the ink's centre of mass at
+the centre.
+"""
+
+import numpy as np
+from PIL import Image
+
+from digits.api import IMAGE_SIZE
+
+DIGIT_BOX = 20
+# Ink must differ from the background by this many grey levels, or the image is blank.
+MIN_CONTRAST = 32
+# After the background is subtracted and contrast stretched to 0..255, pixels above this
+# count as ink when finding the digit's bounding box (keeps paper noise out of the crop).
+INK_THRESHOLD = 48
+
+
+def ink_of(grayscale: np.ndarray) -> np.ndarray | None:
+    """Float grayscale of any polarity -> white-on-black ink stretched to 0..255, or None
+    when no ink stands out from the background (a blank image)."""
+    ink = _ink_white_on_black(grayscale)
+    peak = float(ink.max())
+    if peak < MIN_CONTRAST:
+        return None
+    return ink * (255.0 / peak)
+
+
+def to_mnist_form(ink: np.ndarray) -> np.ndarray:
+    """White-on-black float ink (0..255, any size) -> MNIST-form uint8 [28, 28].
+
+    Crops to the ink, scales to fit 20x20 keeping the aspect ratio, and centres the
+    result by its centre of mass in a 28x28 field.
+    """
+    rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
+    columns = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
+    cropped = ink[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+    height, width = cropped.shape
+    scale = DIGIT_BOX / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    # Lanczos resampling anti-aliases like the normalisation MNIST's authors used.
+    digit = np.asarray(
+        Image.fromarray(cropped.astype(np.float32)).resize(
+            size, Image.Resampling.LANCZOS),
+        dtype=np.float32,
+    ).clip(0, 255)
+    field_image = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    top, left = _centred_offset(digit)
+    field_image[top:top + digit.shape[0], left:left + digit.shape[1]] = digit
+    return np.rint(field_image).astype(np.uint8)
+
+
+def _ink_white_on_black(grayscale: np.ndarray) -> np.ndarray:
+    """Make the ink white on a zero background (grey levels above the background).
+
+    The background level is the median of the border pixels: a digit rarely touches
+    every edge, whereas the mean is pulled by thick strokes.
+    """
+    border = np.concatenate(
+        [grayscale[0], grayscale[-1], grayscale[1:-1, 0], grayscale[1:-1, -1]])
+    background = float(np.median(border))
+    if background > 127:  # dark ink on a light background: invert, as MNIST is white on black
+        grayscale = 255.0 - grayscale
+        background = 255.0 - background
+    return np.clip(grayscale - background, 0, None)
+
+
+def _centred_offset(digit: np.ndarray) -> tuple[int, int]:
+    """Top-left corner placing ``digit``'s centre of mass at the centre of the 28x28 field."""
+    total = float(digit.sum())
+    height, width = digit.shape
+    if total <= 0:
+        return (IMAGE_SIZE - height) // 2, (IMAGE_SIZE - width) // 2
+    row_centre = float((digit.sum(axis=1) * np.arange(height)).sum()) / total
+    column_centre = float((digit.sum(axis=0) * np.arange(width)).sum()) / total
+    # MNIST's centres of mass sit at row and column 14.0 on average (0-based pixel
+    # indices, measured on its test set), half a pixel past the geometric centre 13.5.
+    centre = IMAGE_SIZE / 2
+    top = round(centre - row_centre)
+    left = round(centre - column_centre)
+    # A lopsided digit may not be centrable without leaving the field: keep it inside.
+    return (min(max(top, 0), IMAGE_SIZE - height), min(max(left, 0), IMAGE_SIZE - width))
