@@ -88,3 +88,8 @@ def test_requirements_helper_expands_extras(tmp_path: Path) -> None:
     assert helper.requirements(pyproject, ["dev"]) == ["numpy>=1", "pytest", "tqdm"]
     with pytest.raises(ValueError, match="no extra 'gpu'"):
         helper.requirements(pyproject, ["gpu"])
+
+
+def test_the_service_may_open_enough_files_for_its_connections() -> None:
+    service = COMPOSE[COMPOSE.index("  service:"):COMPOSE.index("  prometheus:")]
+    assert re.search(r"ulimits:\s+nofile:\s+soft: \$\{DIGITS_NOFILE:-65536\}", service)

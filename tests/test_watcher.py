@@ -192,7 +192,7 @@ async def test_an_unreadable_volume_is_counted_reported_and_keeps_what_is_loaded
         await harness.watcher.scan()
         root.rename(tmp_path / "gone")
         await harness.watcher.scan()
-        assert harness.sample("digits_model_reload_failures_total") == 1
+        assert harness.sample("digits_model_reload_failures_total", reason="unreadable") == 1
         assert (await predict(harness.registry, "mnist")).shape == (1, 10)
     finally:
         await harness.close()

@@ -7,7 +7,7 @@ of loaded models, so clients cannot grow the label set.
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from digits.service.bulk_histogram import BulkHistogram
 
@@ -71,8 +71,12 @@ class ServiceMetrics:
             buckets=LOAD_BUCKETS, registry=r)
         self.reload_failures = Counter(
             "digits_model_reload_failures",
-            "Scans of the models directory that failed (for example, unreadable).",
-            registry=r)
+            "Scans of the models directory that failed, by reason: unreadable, "
+            "out_of_descriptors (the open-files limit), error (a bug).",
+            ["reason"], registry=r)
+        # process_open_fds, process_max_fds, process_resident_memory_bytes, ...: how
+        # close the service is to its open-files limit, and its memory.
+        ProcessCollector(registry=r)
 
     def batching(self, model: str) -> "BatchMetrics":
         """The batching metrics of one model, bound to its label."""

@@ -15,8 +15,9 @@ from typing import Any
 
 from prometheus_client import start_http_server
 
+from digits.service import descriptors
 from digits.service.dataplane import DataPlane
-from digits.service.grpc_api import PROTOCOLS, create_grpc_server
+from digits.service.grpc_api import PROTOCOLS, create_grpc_server, server_options
 from digits.service.grpc_api.health import HealthReporter
 from digits.service.grpc_api.interceptor import RequestInterceptor
 from digits.service.http_api.server import HttpServer
@@ -51,9 +52,13 @@ class DigitsServer:
             limits=settings.limits, decode_executor=self._decode_executor,
             predictions=PredictionRecorder(metrics))
         self._interceptor = RequestInterceptor(metrics, PROTOCOLS)
+        self.max_connections = descriptors.connections_within(
+            settings.connections.max_connections, descriptors.raise_soft_limit())
         self.grpc_server = create_grpc_server(
-            self.dataplane, self.health, self._interceptor, settings.limits)
-        self.http = HttpServer(self.dataplane, metrics, settings.limits)
+            self.dataplane, self.health, self._interceptor,
+            server_options(settings.limits, settings.connections, self.max_connections,
+                           settings.network.grace_period))
+        self.http = HttpServer(self.dataplane, metrics, settings, self.max_connections)
         self.metrics_port = 0
         self._metrics_http: Any = None
         # Made when stop() begins, set when it has finished.
@@ -78,7 +83,7 @@ class DigitsServer:
                 "DIGITS_METRICS_PORT)") from error
         self.metrics_port = self._metrics_http.server_port
         await self.grpc_server.start()
-        await self.http.start(network.grace_period)
+        await self.http.start()
         await self.watcher.start()
 
     async def stop(self, grace: float | None = None) -> None:

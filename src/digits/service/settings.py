@@ -78,6 +78,30 @@ class NetworkSettings(_Group):
 
 
 @dataclass(frozen=True)
+class ConnectionSettings(_Group):
+    """How many clients may connect and how long connections live (both front ends')."""
+
+    max_connections: int = field(default=1000, metadata=_setting(
+        "Most open client connections per port (gRPC and HTTP each); more are refused. "
+        "Lowered at start-up if the open-files limit could not hold them."))
+    max_streams_per_connection: int = field(default=100, metadata=_setting(
+        "Most concurrent gRPC calls on one connection."))
+    idle_timeout: float = field(default=120.0, metadata=_setting(
+        "Seconds a connection may stay without a call before the server closes it."))
+    max_connection_age: float = field(default=1800.0, metadata=_setting(
+        "Seconds after which a gRPC connection is asked to reconnect (its calls finish "
+        "first), so long-lived clients spread over new replicas."))
+    keepalive_time: float = field(default=60.0, metadata=_setting(
+        "Seconds between the server's keepalive pings on a quiet gRPC connection; a peer "
+        "that does not answer within 20 s is dropped."))
+
+    def problems(self) -> list[str]:
+        return _check(self, {"max_connections": POSITIVE, "max_streams_per_connection": POSITIVE,
+                             "idle_timeout": POSITIVE, "max_connection_age": POSITIVE,
+                             "keepalive_time": POSITIVE})
+
+
+@dataclass(frozen=True)
 class VolumeSettings(_Group):
     """Which models are served and how versions come and go (the volume watcher's)."""
 
@@ -142,8 +166,8 @@ class LimitSettings(_Group):
                              "max_image_pixels": POSITIVE, "max_request_pixels": POSITIVE})
 
 
-GROUPS = {"network": NetworkSettings, "volume": VolumeSettings,
-          "batching": BatchingSettings, "limits": LimitSettings}
+GROUPS = {"network": NetworkSettings, "connections": ConnectionSettings,
+          "volume": VolumeSettings, "batching": BatchingSettings, "limits": LimitSettings}
 
 
 @dataclass(frozen=True)
@@ -151,6 +175,7 @@ class ServingSettings:
     """Everything ``digits serve`` can be told; the defaults suit one container."""
 
     network: NetworkSettings = field(default_factory=NetworkSettings)
+    connections: ConnectionSettings = field(default_factory=ConnectionSettings)
     volume: VolumeSettings = field(default_factory=VolumeSettings)
     batching: BatchingSettings = field(default_factory=BatchingSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)

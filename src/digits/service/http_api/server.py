@@ -1,5 +1,10 @@
-"""The HTTP server: an aiohttp application on its own socket, in the gRPC server's loop."""
+"""The HTTP server: an aiohttp application on its own socket, in the gRPC server's loop.
 
+The listening socket is served by asyncio directly (not an aiohttp site) so that a
+connection beyond ``max_connections`` can be answered 503 and closed at once.
+"""
+
+import asyncio
 import socket
 
 from aiohttp import web
@@ -8,24 +13,41 @@ from digits.service.dataplane import DataPlane
 from digits.service.http_api import digits_v1, oip, openapi, tfserving
 from digits.service.http_api.handling import RequestHandling
 from digits.service.metrics import ServiceMetrics
-from digits.service.settings import LimitSettings
+from digits.service.settings import ServingSettings
+
+_FULL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+         b"Connection: close\r\nContent-Length: 59\r\n\r\n"
+         b'{"error": "too many connections; retry with backoff soon"}')
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over the limit: answered 503 and closed."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(_FULL)
+        transport.close()
 
 
 class HttpServer:
     """Every HTTP route of the service; bind, start, then stop (draining)."""
 
     def __init__(self, dataplane: DataPlane, metrics: ServiceMetrics,
-                 limits: LimitSettings) -> None:
+                 settings: ServingSettings, max_connections: int) -> None:
         self.handling = RequestHandling(metrics)
+        self.max_connections = max_connections
         # Bodies over the limit are refused (413) before they are read whole.
         self.app = web.Application(middlewares=[self.handling.middleware],
-                                   client_max_size=limits.max_message_bytes)
+                                   client_max_size=settings.limits.max_message_bytes)
         oip.add_routes(self.app, dataplane)
         digits_v1.add_routes(self.app, dataplane)
         tfserving.add_routes(self.app, dataplane)
         openapi.add_route(self.app)
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(
+            self.app, access_log=None, shutdown_timeout=settings.network.grace_period,
+            keepalive_timeout=settings.connections.idle_timeout)
         self._socket: socket.socket | None = None
+        self._listener: asyncio.Server | None = None
         self.port = 0
 
     def bind(self, host: str, port: int) -> int:
@@ -43,14 +65,29 @@ class HttpServer:
         self.port = int(self._socket.getsockname()[1])
         return self.port
 
-    async def start(self, grace: float) -> None:
-        """Serve on the bound socket; ``grace``: how long a stop waits for requests."""
+    @property
+    def connections(self) -> int:
+        """Client connections open now."""
+        server = self._runner.server
+        return len(server.connections) if server is not None else 0
+
+    async def start(self) -> None:
+        """Serve on the bound socket."""
         assert self._socket is not None, "bind() first"
         await self._runner.setup()
-        await web.SockSite(self._runner, self._socket, shutdown_timeout=grace).start()
+        server = self._runner.server
+        assert server is not None
+
+        def protocol() -> asyncio.BaseProtocol:
+            return server() if len(server.connections) < self.max_connections else _Refused()
+
+        self._listener = await asyncio.get_running_loop().create_server(
+            protocol, sock=self._socket, backlog=128)
 
     async def stop(self) -> None:
         """Stop listening, let running requests finish (within the grace), release all."""
+        if self._listener is not None:
+            self._listener.close()
         await self._runner.cleanup()
         if self._socket is not None:
             self._socket.close()

@@ -12,6 +12,7 @@ what happened; the registry never calls back.
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -74,7 +75,7 @@ class VolumeWatcher:
             try:
                 await self.scan()
             except Exception:  # a bug in one scan must not end polling for good
-                self._metrics.reload_failures.inc()
+                self._metrics.reload_failures.labels(reason="error").inc()
                 log.exception("scan of %s failed; trying again in %.1f s", self._root,
                               self._poll_interval)
             await asyncio.sleep(self._poll_interval)
@@ -87,7 +88,8 @@ class VolumeWatcher:
             try:
                 disk = await loop.run_in_executor(self._executor, read_volume, self._root)
             except OSError as error:
-                self._unreadable(f"cannot read the models directory {self._root}: {error}")
+                self._unreadable(f"cannot read the models directory {self._root}: {error}",
+                                 out_of_descriptors(error))
                 return
             if self._volume_error:
                 log.info("models directory %s readable again", self._root)
@@ -97,8 +99,9 @@ class VolumeWatcher:
                 await self._sync_model(name, disk.get(name, {}))
             self._metrics.reload_duration.observe(time.perf_counter() - started)
 
-    def _unreadable(self, message: str) -> None:
-        self._metrics.reload_failures.inc()
+    def _unreadable(self, message: str, out_of_descriptors: bool) -> None:
+        reason = "out_of_descriptors" if out_of_descriptors else "unreadable"
+        self._metrics.reload_failures.labels(reason=reason).inc()
         if message != self._volume_error:
             log.error("%s; keeping what is loaded", message)
         self._volume_error = message
@@ -140,8 +143,12 @@ class VolumeWatcher:
             await self._registry.loaded(name, number, loaded, fingerprint)
         except Exception as error:  # any failure of a version must leave the rest serving
             self._metrics.load_failures.inc()
-            self._failed[(name, number)] = fingerprint
-            log.error("cannot load %s version %d, ignoring it: %s", name, number, error)
+            if out_of_descriptors(error):  # not the version's fault: try again next scan
+                log.error("cannot load %s version %d now (%s); retrying on the next scan",
+                          name, number, error)
+            else:
+                self._failed[(name, number)] = fingerprint
+                log.error("cannot load %s version %d, ignoring it: %s", name, number, error)
             await self._registry.failed(name, number, str(error))
             return False
         finally:
@@ -150,6 +157,19 @@ class VolumeWatcher:
         log.info("loaded %s version %d from %s in %.2f s (%d labels)", name, number, path,
                  time.perf_counter() - started, len(loaded.labels))
         return True
+
+
+def out_of_descriptors(error: BaseException) -> bool:
+    """Whether ``error``, or one it was raised from, is the open-files limit (EMFILE,
+    ENFILE): the process's state, not the version's."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+        if "Too many open files" in str(seen):  # TensorFlow's errors carry only the text
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def load_and_warm_up(loader: Loader, path: Path) -> LoadedModel:
