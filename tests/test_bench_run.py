@@ -48,3 +48,24 @@ def test_bench_runs_scenarios_against_real_servers_and_writes_json(
     assert [(row["name"], row["round"]) for row in report["rounds"]] == [
         (name, number) for number in (1, 2) for name in rows]
     assert "medians of 2 rounds" in result.stdout
+
+
+def test_bench_runs_over_tls(model_templates: Any, tmp_path: Path) -> None:
+    from support.certificates import Authority
+
+    authority = Authority(tmp_path / "pki")
+    server = authority.issue("localhost")
+    output = tmp_path / "bench.json"
+    command = [
+        sys.executable, "-m", "digits", "--log-level", "WARNING", "bench",
+        str(model_templates.dense_a), "--scenario", "2:2:raw:on",
+        "--scenario", "2:2:oip-http:on", "--duration", "0.3", "--warmup", "0.1",
+        "--tls-cert", str(server.cert), "--tls-key", str(server.key),
+        "--tls-ca", str(authority.cert), "--json", str(output),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = json.loads(output.read_text())["results"]
+    assert [row["errors"] for row in rows] == [{}, {}]
+    assert all(row["requests_per_second"] > 0 for row in rows)

@@ -395,3 +395,27 @@ def test_service_stops_gracefully_on_sigterm(stack: Stack) -> None:
     state = stack.container("service")["State"]
     # 0, not 137: the server got SIGTERM itself (exec-form entrypoint) and drained in time.
     assert state["ExitCode"] == 0, state
+
+
+def test_the_tls_overlay_mounts_the_certificates_as_secrets(tmp_path: Path) -> None:
+    """deploy/compose.tls.yml renders with the stack: the service reads its TLS files, and
+    its health check presents a client certificate, from Compose secrets."""
+    problem = docker_problem()
+    if problem:
+        unavailable(problem)
+    for name in ("server", "server-key", "ca", "client", "client-key"):
+        (tmp_path / f"{name}.pem").write_text("PEM")
+    rendered = subprocess.run(
+        ["docker", "compose", "--file", str(COMPOSE_FILE),
+         "--file", str(ROOT / "deploy" / "compose.tls.yml"), "config", "--format", "json"],
+        cwd=ROOT, env={**os.environ, "DIGITS_TLS_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=60, check=True).stdout
+    config = json.loads(rendered)
+    service = config["services"]["service"]
+    environment = service["environment"]
+    assert environment["DIGITS_TLS_CERT"] == "/run/secrets/tls_cert"
+    assert environment["DIGITS_TLS_CLIENT_CA"] == "/run/secrets/tls_ca"
+    assert environment["DIGITS_CLIENT_TLS_CERT"] == "/run/secrets/tls_client_cert"
+    assert {secret["source"] for secret in service["secrets"]} == {
+        "tls_cert", "tls_key", "tls_ca", "tls_client_cert", "tls_client_key"}
+    assert config["secrets"]["tls_cert"]["file"] == str(tmp_path / "server.pem")

@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # imported when benchmarking, so that `digits --help` stays q
     from digits.bench.report import BenchReport
     from digits.bench.runner import BenchOptions
 
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 # (warm-up, measured window, in-process window) in seconds.
 FULL_TIMES = (1.0, 5.0, 1.0)
 QUICK_TIMES = (0.3, 1.0, 0.3)
@@ -64,6 +65,12 @@ QUICK_TIMES = (0.3, 1.0, 0.3)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write every figure to this JSON file.")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown.")
+@click.option("--tls-cert", type=_FILE, help="Serve over TLS with this PEM certificate "
+              "(with --tls-key and --tls-ca).")
+@click.option("--tls-key", type=_FILE, help="The private key of --tls-cert.")
+@click.option("--tls-ca", type=_FILE, help="The CA the clients trust (TLS).")
+@click.option("--tls-server-name", default="localhost", show_default=True,
+              help="The name --tls-cert is issued to.")
 def bench(
     version_dir: Path | None, models: Path, model: str, version: int, quick: bool,
     duration: float | None, warmup: float | None, scenario_specs: tuple[str, ...],
@@ -71,6 +78,7 @@ def bench(
     server_processes: int, max_batch_size: int | None, batch_timeout: float | None,
     max_queue_images: int | None, inference_threads: int | None, request_timeout: float,
     mnist: Path | None, rounds: int, json_path: Path | None, markdown: bool,
+    tls_cert: Path | None, tls_key: Path | None, tls_ca: Path | None, tls_server_name: str,
 ) -> None:
     """Benchmark the served path against the model's own speed.
 
@@ -88,6 +96,8 @@ def bench(
         scenarios = _scenarios(scenario_specs, encodings)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    if len({tls_cert is None, tls_key is None, tls_ca is None}) != 1:
+        raise click.UsageError("--tls-cert, --tls-key and --tls-ca go together")
     warm, window, in_process = QUICK_TIMES if quick else FULL_TIMES
     options = runner.BenchOptions(
         version_dir=version_dir.resolve(),
@@ -100,7 +110,8 @@ def bench(
         server=ServerConfig(
             processes=server_processes, max_batch_size=max_batch_size,
             batch_timeout=batch_timeout, max_queue_images=max_queue_images,
-            inference_threads=inference_threads),
+            inference_threads=inference_threads, tls_cert=tls_cert, tls_key=tls_key,
+            tls_ca=tls_ca, tls_server_name=tls_server_name),
         request_timeout=request_timeout,
         mnist=mnist,
         rounds=rounds,

@@ -21,6 +21,8 @@ class LoadPlan:
     channels: int = 1  # separate gRPC connections (each reaches one server process)
     http_path: str = ""  # HTTP: the path posted to
     header_lengths: list[int] = field(default_factory=list)  # HTTP: per payload
+    tls_ca: bytes | None = None  # TLS: the CA the clients trust (None: plaintext)
+    tls_server_name: str = ""  # TLS: the name the server's certificate is issued to
 
 
 @dataclass

@@ -132,6 +132,8 @@ def _run_scenario(
         loadgen.LoadPlan(
             target=target, encoding=scenario.encoding, payloads=payloads,
             http_path=http_path, header_lengths=header_lengths,
+            tls_ca=options.server.tls_ca.read_bytes() if options.server.tls_ca else None,
+            tls_server_name=options.server.tls_server_name,
             images_per_request=scenario.images_per_request, concurrency=share,
             start_at=start_at, stop_at=stop_at, timeout=options.request_timeout,
             channels=options.channels_per_process)
@@ -249,4 +251,6 @@ def _settings(options: BenchOptions) -> dict[str, object]:
     settings["version_dir"] = str(options.version_dir)
     settings["mnist"] = str(options.mnist) if options.mnist else None
     settings["scenarios"] = [scenario.name for scenario in options.scenarios]
+    settings["server"] = {key: str(value) if isinstance(value, Path) else value
+                          for key, value in settings["server"].items()}
     return settings

@@ -41,12 +41,16 @@ class ServerConfig:
     batch_timeout: float | None = None
     max_queue_images: int | None = None
     inference_threads: int | None = None
+    tls_cert: Path | None = None  # with tls_key: the servers speak TLS only
+    tls_key: Path | None = None
+    tls_ca: Path | None = None  # what the clients (and the readiness check) trust
+    tls_server_name: str = "localhost"
 
     def flags(self) -> list[str]:
         """``digits serve`` flags for this configuration."""
         flags = ["--batching" if self.batching else "--no-batching"]
         for name in ("max_batch_size", "batch_timeout", "max_queue_images",
-                     "inference_threads"):
+                     "inference_threads", "tls_cert", "tls_key"):
             value = getattr(self, name)
             if value is not None:
                 flags += [flag(name), str(value)]
@@ -156,9 +160,17 @@ class ServedModel:
             f"server did not load model {self.model!r} from {self.models} within "
             f"{STARTUP_TIMEOUT:.0f} s:\n{self._log_tail(index)}")
 
+    def channel(self) -> grpc.Channel:
+        """A blocking channel to the servers, over TLS when they speak it."""
+        if self.config.tls_ca is None:
+            return grpc.insecure_channel(self.target)
+        return grpc.secure_channel(
+            self.target, grpc.ssl_channel_credentials(self.config.tls_ca.read_bytes()),
+            options=[("grpc.ssl_target_name_override", self.config.tls_server_name)])
+
     def _wait_healthy(self) -> None:
         """Ask the gRPC health service for the model, as a client would."""
-        with grpc.insecure_channel(self.target) as channel:
+        with self.channel() as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             give_up_at = time.monotonic() + STARTUP_TIMEOUT
             while time.monotonic() < give_up_at:

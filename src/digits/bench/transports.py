@@ -7,7 +7,9 @@ not hold one prediction per image. Answers are parsed only that far.
 
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import grpc
@@ -31,14 +33,21 @@ async def senders(plan: LoadPlan) -> AsyncIterator[list[Sender]]:
 
 @contextlib.asynccontextmanager
 async def _grpc(plan: LoadPlan) -> AsyncIterator[list[Sender]]:
-    options = [
+    options: list[tuple[str, Any]] = [
         *channel_options(),
         # A channel of its own per connection, so several server processes sharing a
         # port (SO_REUSEPORT) each get connections.
         ("grpc.use_local_subchannel_pool", 1),
     ]
-    channels = [grpc.aio.insecure_channel(plan.target, options=options)
-                for _ in range(max(1, min(plan.channels, plan.concurrency)))]
+    count = max(1, min(plan.channels, plan.concurrency))
+    if plan.tls_ca is None:
+        channels = [grpc.aio.insecure_channel(plan.target, options=options)
+                    for _ in range(count)]
+    else:
+        options.append(("grpc.ssl_target_name_override", plan.tls_server_name))
+        credentials = grpc.ssl_channel_credentials(root_certificates=plan.tls_ca)
+        channels = [grpc.aio.secure_channel(plan.target, credentials, options=options)
+                    for _ in range(count)]
     method = MODEL_INFER_METHOD if plan.encoding == "oip" else CLASSIFY_METHOD
 
     def sender(call: grpc.aio.UnaryUnaryMultiCallable) -> Sender:
@@ -61,15 +70,19 @@ async def _grpc(plan: LoadPlan) -> AsyncIterator[list[Sender]]:
 async def _http(plan: LoadPlan) -> AsyncIterator[list[Sender]]:
     connector = aiohttp.TCPConnector(limit=plan.concurrency)
     timeout = aiohttp.ClientTimeout(total=plan.timeout)
+    secure: dict[str, Any] = {}
+    if plan.tls_ca is not None:
+        secure = {"ssl": ssl.create_default_context(cadata=plan.tls_ca.decode()),
+                  "server_hostname": plan.tls_server_name}
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        url = f"http://{plan.target}{plan.http_path}"
+        url = f"{'https' if secure else 'http'}://{plan.target}{plan.http_path}"
 
         async def send(index: int) -> str:
             headers = {HEADER_LENGTH: str(plan.header_lengths[index]),
                        "Content-Type": "application/octet-stream"}
             try:
-                async with session.post(url, data=plan.payloads[index],
-                                        headers=headers) as response:
+                async with session.post(url, data=plan.payloads[index], headers=headers,
+                                        **secure) as response:
                     body = await response.read()
                     if response.status != 200:
                         return f"HTTP_{response.status}"

@@ -20,6 +20,37 @@ from digits.service.settings import InvalidSettings, ServingSettings, options
 
 Command = Callable[..., Any]
 SERVER_HELP = "Server address as HOST:PORT [env: DIGITS_SERVER]."
+_TLS_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _client_tls_options(command: Command) -> Command:
+    """--tls-ca, --tls-cert, --tls-key and --tls-server-name, for a client command."""
+    for option in reversed([
+        click.option("--tls-ca", type=_TLS_FILE, envvar="DIGITS_CLIENT_TLS_CA",
+                     show_envvar=True, help="Speak TLS, trusting this CA's PEM certificate."),
+        click.option("--tls-cert", type=_TLS_FILE, envvar="DIGITS_CLIENT_TLS_CERT",
+                     show_envvar=True, help="This client's PEM certificate (mutual TLS)."),
+        click.option("--tls-key", type=_TLS_FILE, envvar="DIGITS_CLIENT_TLS_KEY",
+                     show_envvar=True, help="The private key of --tls-cert."),
+        click.option("--tls-server-name", default="", envvar="DIGITS_CLIENT_TLS_SERVER_NAME",
+                     show_envvar=True, help="The name the server's certificate is issued "
+                     "to, when the address is not it (e.g. 127.0.0.1)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _tls(values: dict[str, Any]) -> Any:
+    """The client's TLS from the options (None: plaintext)."""
+    from digits.service.client import ClientTls
+
+    ca, cert, key, name = (values.pop(option) for option in
+                           ("tls_ca", "tls_cert", "tls_key", "tls_server_name"))
+    if bool(cert) != bool(key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if not (ca or cert):
+        return None
+    return ClientTls(ca=ca, cert=cert, key=key, server_name=name)
 
 
 def _settings_options(command: Command) -> Command:
@@ -57,7 +88,7 @@ def serve(**values: Any) -> None:
         raise click.UsageError(str(error)) from None
     try:
         asyncio.run(run_server(settings))
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ports, TLS files: the message names the fix
         raise click.ClickException(str(error)) from None
 
 
@@ -73,10 +104,11 @@ def serve(**values: Any) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
               show_default=True, help="Deadline of each request in seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@_client_tls_options
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def classify(server: str, model: str, version: int, top_k: int, batch_size: int,
-             timeout: float, as_json: bool, files: tuple[Path, ...]) -> None:
+             timeout: float, as_json: bool, files: tuple[Path, ...], **tls: Any) -> None:
     """Classify FILES: PNG/JPEG images (any size, either polarity) and .npy arrays of raw
     uint8 MNIST-form pixels ([28, 28], [N, 28, 28] or [N, 784]).
 
@@ -85,7 +117,7 @@ def classify(server: str, model: str, version: int, top_k: int, batch_size: int,
     from digits.service.client import ClassifierClient
 
     results = []
-    with ClassifierClient(server, timeout=timeout) as client:
+    with ClassifierClient(server, timeout=timeout, tls=_tls(tls)) as client:
         try:
             for sources, request in _requests(files, batch_size, model, version, top_k):
                 response = client.classify(request)
@@ -111,12 +143,13 @@ def classify(server: str, model: str, version: int, top_k: int, batch_size: int,
               "whole, a model name, or digits.v1.Classifier.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3.0,
               show_default=True, help="Deadline of the check in seconds.")
-def health(server: str, service: str, timeout: float) -> None:
+@_client_tls_options
+def health(server: str, service: str, timeout: float, **tls: Any) -> None:
     """Check the server's grpc.health.v1 status: exit 0 when SERVING, 1 when not, 2 when
     the server cannot be reached (for container HEALTHCHECKs)."""
     from digits.service.client import ClassifierClient
 
-    with ClassifierClient(server, timeout=timeout) as client:
+    with ClassifierClient(server, timeout=timeout, tls=_tls(tls)) as client:
         try:
             status = client.health(service)
         except grpc.RpcError as error:

@@ -7,6 +7,8 @@ shutting down) is retried with exponential backoff within that deadline.
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -19,6 +21,25 @@ from digits.v1 import classifier_pb2, classifier_pb2_grpc
 log = logging.getLogger(__name__)
 
 Response = TypeVar("Response")
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """How a client speaks TLS: the CA it trusts (None: the system's), its own certificate
+    and key for mutual TLS, and the name to expect when it differs from the address."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    server_name: str = ""
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        def read(path: Path | None) -> bytes | None:
+            return path.read_bytes() if path is not None else None
+
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self.ca), private_key=read(self.key),
+            certificate_chain=read(self.cert))
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -35,6 +56,7 @@ class ClassifierClient:
         attempts: int = 8,
         initial_backoff: float = 0.1,
         max_backoff: float = 2.0,
+        tls: "ClientTls | None" = None,
     ) -> None:
         if timeout <= 0 or attempts < 1:
             raise ValueError(f"timeout must be positive and attempts at least 1, got "
@@ -44,7 +66,13 @@ class ClassifierClient:
         self._attempts = attempts
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
-        self._channel = grpc.insecure_channel(target, options=channel_options(max_message_bytes))
+        options: list[tuple[str, Any]] = list(channel_options(max_message_bytes))
+        if tls is None:
+            self._channel = grpc.insecure_channel(target, options=options)
+        else:
+            if tls.server_name:  # the name the server's certificate is issued to
+                options.append(("grpc.ssl_target_name_override", tls.server_name))
+            self._channel = grpc.secure_channel(target, tls.credentials(), options=options)
         self._classifier = classifier_pb2_grpc.ClassifierStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 

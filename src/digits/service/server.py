@@ -27,6 +27,7 @@ from digits.service.models.registry import ModelRegistry
 from digits.service.models.watcher import VolumeWatcher
 from digits.service.prediction_metrics import PredictionRecorder
 from digits.service.settings import ServingSettings
+from digits.service.tls import CertificateStore, HttpContext, grpc_credentials
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class DigitsServer:
             server_options(settings.limits, settings.connections, self.max_connections,
                            settings.network.grace_period))
         self.http = HttpServer(self.dataplane, metrics, settings, self.max_connections)
+        # Read (and checked) now, so that bad files stop the start with their names.
+        self.tls = CertificateStore(settings.tls) if settings.tls.enabled else None
         self.metrics_port = 0
         self._metrics_http: Any = None
         # Made when stop() begins, set when it has finished.
@@ -83,7 +86,7 @@ class DigitsServer:
                 "DIGITS_METRICS_PORT)") from error
         self.metrics_port = self._metrics_http.server_port
         await self.grpc_server.start()
-        await self.http.start()
+        await self.http.start(HttpContext(self.tls) if self.tls else None)
         await self.watcher.start()
 
     async def stop(self, grace: float | None = None) -> None:
@@ -129,7 +132,10 @@ def create_server(
     server = DigitsServer(settings, metrics if metrics is not None else ServiceMetrics())
     network = settings.network
     address = f"{network.host}:{network.port}"
-    port = server.grpc_server.add_insecure_port(address)
+    if server.tls is not None:
+        port = server.grpc_server.add_secure_port(address, grpc_credentials(server.tls))
+    else:
+        port = server.grpc_server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {address}; pick a free port with --port "
                       "(or DIGITS_PORT)")
@@ -142,9 +148,12 @@ async def serve(settings: ServingSettings) -> None:
     server, port = create_server(settings)
     await server.start()
     host = settings.network.host
-    log.info("serving gRPC on %s:%d, HTTP on http://%s:%d, metrics on "
-             "http://%s:%d/metrics, models from %s", host, port, host, server.http.port, host,
-             server.metrics_port, settings.volume.models)
+    scheme = "https" if server.tls else "http"
+    log.info("serving gRPC on %s:%d, HTTP on %s://%s:%d, metrics on "
+             "http://%s:%d/metrics, models from %s%s", host, port, scheme, host,
+             server.http.port, host, server.metrics_port, settings.volume.models,
+             " (TLS" + (", client certificates required)" if settings.tls.tls_client_ca
+                        else ")") if server.tls else "")
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):

@@ -14,6 +14,7 @@ from digits.service.http_api import digits_v1, oip, openapi, tfserving
 from digits.service.http_api.handling import RequestHandling
 from digits.service.metrics import ServiceMetrics
 from digits.service.settings import ServingSettings
+from digits.service.tls import HttpContext
 
 _FULL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
          b"Connection: close\r\nContent-Length: 59\r\n\r\n"
@@ -71,18 +72,21 @@ class HttpServer:
         server = self._runner.server
         return len(server.connections) if server is not None else 0
 
-    async def start(self) -> None:
-        """Serve on the bound socket."""
+    async def start(self, tls: HttpContext | None = None) -> None:
+        """Serve on the bound socket, over TLS when given its context."""
         assert self._socket is not None, "bind() first"
         await self._runner.setup()
         server = self._runner.server
         assert server is not None
 
         def protocol() -> asyncio.BaseProtocol:
+            if tls is not None:  # before this connection's handshake: the newest certificate
+                tls.refresh()
             return server() if len(server.connections) < self.max_connections else _Refused()
 
         self._listener = await asyncio.get_running_loop().create_server(
-            protocol, sock=self._socket, backlog=128)
+            protocol, sock=self._socket, backlog=128,
+            ssl=tls.context if tls is not None else None)
 
     async def stop(self) -> None:
         """Stop listening, let running requests finish (within the grace), release all."""
