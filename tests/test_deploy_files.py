@@ -92,4 +92,4 @@ def test_requirements_helper_expands_extras(tmp_path: Path) -> None:
 
 def test_the_service_may_open_enough_files_for_its_connections() -> None:
     service = COMPOSE[COMPOSE.index("  service:"):COMPOSE.index("  prometheus:")]
-    assert re.search(r"ulimits:\s+nofile:\s+soft: \$\{DIGITS_NOFILE:-65536\}", service)
+    assert re.search(r"ulimits:\s+nofile:\s+soft: \$\{DIGITS_NOFILE:-16384\}", service)
