@@ -43,3 +43,33 @@ def curl() -> str:
     from support.tools import required_tool
 
     return required_tool("curl", "curl")
+
+
+# The reliability suite's counts: a short form in every run, the long one on demand
+# (DIGITS_RELIABILITY=long, which scripts/reliability sets).
+RELIABILITY = {
+    "short": {"fuzz": 2_000, "names": 10_000, "swaps": 10, "sigterms": 1, "reloads": 10,
+              "kills": 2},
+    "long": {"fuzz": 100_000, "names": 10_000, "swaps": 100, "sigterms": 5, "reloads": 100,
+             "kills": 20},
+}
+
+
+@pytest.fixture(scope="session")
+def reliability() -> dict[str, Any]:
+    form = os.environ.get("DIGITS_RELIABILITY", "short")
+    if form not in RELIABILITY:
+        pytest.fail(f"DIGITS_RELIABILITY={form!r}: use 'short' or 'long'")
+    return {"form": form, **RELIABILITY[form]}
+
+
+@pytest.fixture(scope="session")
+def figures(request: pytest.FixtureRequest, reliability: dict[str, Any]) -> Any:
+    """The reliability suite's figures, printed at the end and kept in
+    reports/reliability.json."""
+    from support.figures import Figures
+
+    collected = Figures(f"reliability figures ({reliability['form']} form)")
+    yield collected
+    root = Path(__file__).resolve().parent.parent
+    collected.report(request.config, root / "reports" / "reliability.json")

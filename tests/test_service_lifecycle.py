@@ -2,7 +2,6 @@
 
 import asyncio
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,62 +12,11 @@ from grpc_health.v1 import health_pb2
 
 from digits.v1 import classifier_pb2
 
-from support.models import SLOW_MODEL_SECONDS, corrupt_copy, expected_probabilities, install
+from support.load import Load, seen_everywhere
+from support.models import SLOW_MODEL_SECONDS, corrupt_copy, install
 from support.polling import wait_for
 from support.prometheus import sample_value
 from support.servers import Running, loopback_settings, running_server, wait_available, wait_serving
-
-CLIENTS = 4
-MAX_REQUESTS_PER_CLIENT = 20000
-LOAD_SECONDS_LIMIT = 60.0
-
-
-class Load:
-    """Clients sending continuously until told to stop (bounded in count and time)."""
-
-    def __init__(self, running: Running, weights: dict[int, Any]) -> None:
-        self.running = running
-        self.weights = weights
-        self.failures: list[str] = []
-        self.versions_seen: list[set[int]] = [set() for _ in range(CLIENTS)]
-        self.answered = 0
-        self._stop = asyncio.Event()
-        self._tasks = [asyncio.ensure_future(self._client(i)) for i in range(CLIENTS)]
-
-    async def _client(self, index: int) -> None:
-        generator = np.random.default_rng(index)
-        started = time.monotonic()
-        for _ in range(MAX_REQUESTS_PER_CLIENT):
-            if self._stop.is_set() or time.monotonic() - started > LOAD_SECONDS_LIMIT:
-                return
-            pixels = generator.integers(0, 256, (int(generator.integers(1, 40)), 28, 28),
-                                        dtype=np.uint8)
-            try:
-                response = await self.running.classify(pixels)
-            except grpc.aio.AioRpcError as error:
-                self.failures.append(f"{error.code().name}: {error.details()}")
-                continue
-            self.answered += 1
-            self.versions_seen[index].add(response.version)
-            # Each answer must come entirely from the version it names.
-            probabilities = np.array([list(p.probabilities) for p in response.predictions])
-            if not np.allclose(probabilities,
-                               expected_probabilities(self.weights[response.version], pixels),
-                               atol=1e-5):
-                self.failures.append(f"wrong probabilities from version {response.version}")
-
-    async def until(self, answered: int) -> None:
-        """Wait until ``answered`` more requests have been answered."""
-        target = self.answered + answered
-
-        async def reached() -> bool:
-            return self.answered >= target or all(task.done() for task in self._tasks)
-
-        await wait_for(reached, f"{answered} more answers")
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await asyncio.gather(*self._tasks)
 
 
 async def test_hot_swap_under_continuous_load_fails_no_request(
@@ -79,7 +27,7 @@ async def test_hot_swap_under_continuous_load_fails_no_request(
         load = Load(running, {1: model_templates.weights_a, 2: model_templates.weights_b})
         await load.until(200)
         install(model_templates.dense_b, models_root, "mnist", 2)
-        await wait_for(lambda: _seen(load, 2), "clients answered by version 2")
+        await wait_for(lambda: seen_everywhere(load, 2), "clients answered by version 2")
         await load.until(200)
         shutil.rmtree(models_root / "mnist" / "1")  # v1 unloads under load
         await wait_available(running, "mnist", [2])
@@ -87,10 +35,6 @@ async def test_hot_swap_under_continuous_load_fails_no_request(
         await load.stop()
     assert load.failures == []
     assert set().union(*load.versions_seen) == {1, 2}
-
-
-async def _seen(load: Load, version: int) -> bool:
-    return all(version in seen for seen in load.versions_seen)
 
 
 async def test_a_corrupt_version_dropped_in_while_serving_is_ignored(
