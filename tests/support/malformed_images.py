@@ -113,6 +113,8 @@ def _mutate_png(data: bytes, rng: random.Random) -> bytes:
 
 
 def _mutate_jpeg(data: bytes, rng: random.Random) -> bytes:
+    if len(data) < 16:  # already cut to pieces by an earlier mutation
+        return data + rng.randbytes(rng.randint(0, 16))
     mutation = rng.randrange(5)
     if mutation == 0:  # an APP1 EXIF segment with a malformed directory
         payload = b"Exif\x00\x00" + exif_block(rng)
