@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from digits.service.digits_v1.prediction_wire import PredictionEncoder, encoder_for
+from digits.service.digits_v1.prediction_wire import ARRAY_FROM, PredictionEncoder, encoder_for
 from digits.v1 import classifier_pb2
 
 
@@ -29,22 +29,33 @@ def encoded(probabilities: np.ndarray, labels: list[str], top_k: int
 
 
 DIGITS = [str(digit) for digit in range(10)]
+# Labels of one byte length: every prediction has one length (the array path).
+EQUAL = ["cat", "dog", "owl", "émû"[:1] + "x"]
 # Multi-byte UTF-8, an empty label, and labels long enough for two-byte lengths.
 ODD = ["", "null", "zéro", "数字", "x" * 200]
 # More than 127 classes: class indexes and the probabilities' length take two bytes.
 MANY = [f"class-{number}" for number in range(300)]
 
 
-@pytest.mark.parametrize("labels", [DIGITS, ODD, MANY], ids=["digits", "odd", "many"])
+@pytest.mark.parametrize("labels", [DIGITS, EQUAL, ODD, MANY],
+                         ids=["digits", "equal", "odd", "many"])
 @pytest.mark.parametrize("top_k", [0, 1, 3, "all"])
-def test_bulk_encoding_equals_the_message_api(labels: list[str], top_k: int | str) -> None:
+@pytest.mark.parametrize("count", [1, ARRAY_FROM - 1, ARRAY_FROM, 50])
+def test_bulk_encoding_equals_the_message_api(labels: list[str], top_k: int | str,
+                                              count: int) -> None:
     k = len(labels) if top_k == "all" else int(top_k)
     rng = np.random.default_rng(len(labels) + k)
-    probabilities = rng.dirichlet(np.ones(len(labels)), 50).astype(np.float32)
+    probabilities = rng.dirichlet(np.ones(len(labels)), count).astype(np.float32)
     expected = reference(probabilities, labels, k)
     actual = encoded(probabilities, labels, k)
     assert actual == expected
-    assert len(actual.predictions) == 50
+    assert len(actual.predictions) == count
+
+
+def test_equal_length_pieces_take_the_array_path_and_others_the_join() -> None:
+    # Both paths are compared with the message API above; this keeps each of them used.
+    assert PredictionEncoder(DIGITS)._uniform and PredictionEncoder(EQUAL)._uniform
+    assert not PredictionEncoder(ODD)._uniform and not PredictionEncoder(MANY)._uniform
 
 
 def test_ties_rank_in_class_order_and_pick_the_first_class() -> None:

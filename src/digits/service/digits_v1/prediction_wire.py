@@ -3,9 +3,12 @@
 Adding 1,024 ``Prediction`` messages one at a time through the protobuf API costs about
 3.5 ms, a third of the model's own time for such a batch. Everything in a prediction but
 its floats is fixed by the class it predicts, so those bytes are encoded once per label
-set and each response is a join of ready-made pieces and raw float32 rows. The result is
-merged into the response with ``MergeFromString``, so protobuf still checks it; a test
-compares it with the message API's output field by field.
+set and each response is assembled from ready-made pieces and raw float32 rows. With
+labels of one byte length (digits, say) every prediction has the same length, and the
+whole field is one numpy array filled block by block (0.04 ms for 1,024 predictions,
+against 0.22 ms joined piece by piece, the path other label sets and small answers
+take). The result is merged into the response with ``MergeFromString``, so protobuf
+still checks it; a test compares it with the message API's output field by field.
 """
 
 import functools
@@ -13,6 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# Fewest predictions for which the array path pays: below it numpy's fixed cost per call
+# (about 8 us) outweighs joining pieces (about 2 us plus 0.2 us a prediction).
+ARRAY_FROM = 32
 # Wire types of the protobuf encoding: 0 varint, 2 length-delimited, 5 32-bit.
 _VARINT, _LENGTH_DELIMITED, _FIXED32 = 0, 2, 5
 # Field numbers in protos/digits/v1/classifier.proto.
@@ -64,6 +70,12 @@ class PredictionEncoder:
         fixed = 4 + len(self._probabilities_key) + 4 * classes
         self._prefixes = [_key(_RESPONSE_PREDICTIONS, _LENGTH_DELIMITED)
                           + _varint(len(head) + fixed) + head for head in self._heads]
+        # The same pieces as byte tables, when every class's pieces have one length.
+        self._uniform = len({len(head) for head in self._heads}) == 1 and len(
+            {len(scored) for scored in self._scored}) == 1
+        if self._uniform:
+            self._head_table = _table(self._heads)
+            self._scored_table = _table(self._scored)
 
     def encode(self, probabilities: np.ndarray, top_k: int) -> bytes:
         """Field ``predictions`` of a ClassifyResponse: one Prediction per row.
@@ -77,6 +89,8 @@ class PredictionEncoder:
             raise ValueError(f"probabilities have {classes} classes, the labels "
                              f"{len(self.labels)}")
         indices = rows.argmax(axis=1)
+        if self._uniform and count >= ARRAY_FROM:
+            return self._encode_uniform(rows, indices, top_k)
         confidences = rows[np.arange(count), indices].tobytes()
         row_bytes = rows.tobytes()
         width = 4 * classes
@@ -101,6 +115,39 @@ class PredictionEncoder:
             pieces += (_key(_RESPONSE_PREDICTIONS, _LENGTH_DELIMITED),
                        _varint(len(encoded)), encoded)
         return b"".join(pieces)
+
+    def _encode_uniform(self, rows: np.ndarray, indices: np.ndarray, top_k: int) -> bytes:
+        """``encode`` when every prediction has the same length: one [N, length] array."""
+        count = len(rows)
+        confidences = rows[np.arange(count), indices]
+        columns = [self._head_table[indices], _bytes_of(confidences, count),
+                   _repeated(self._probabilities_key, count), _bytes_of(rows, count)]
+        if top_k:
+            ranked = np.argsort(-rows, axis=1, kind="stable")[:, :top_k]
+            probabilities = np.take_along_axis(rows, ranked, axis=1)
+            # Each ranked entry is its class's scored piece, then its probability.
+            entries = np.concatenate(
+                [self._scored_table[ranked],
+                 probabilities.view(np.uint8).reshape(count, top_k, 4)], axis=2)
+            columns.append(entries.reshape(count, -1))
+        length = sum(column.shape[1] for column in columns)
+        lead = _key(_RESPONSE_PREDICTIONS, _LENGTH_DELIMITED) + _varint(length)
+        return np.concatenate([_repeated(lead, count), *columns], axis=1).tobytes()
+
+
+def _table(pieces: Sequence[bytes]) -> np.ndarray:
+    """Equal-length byte strings as a uint8 [len(pieces), length] array."""
+    return np.frombuffer(b"".join(pieces), np.uint8).reshape(len(pieces), -1)
+
+
+def _repeated(piece: bytes, count: int) -> np.ndarray:
+    """``piece`` as a uint8 row, ``count`` times (a broadcast view, not a copy)."""
+    return np.broadcast_to(np.frombuffer(piece, np.uint8), (count, len(piece)))
+
+
+def _bytes_of(values: np.ndarray, count: int) -> np.ndarray:
+    """Little-endian float32 values (one per row, or a row each) as uint8 [count, bytes]."""
+    return np.ascontiguousarray(values).view(np.uint8).reshape(count, -1)
 
 
 @functools.lru_cache(maxsize=16)
