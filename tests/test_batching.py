@@ -49,9 +49,22 @@ class FakeModel:
         self.gate.set()
         self.started = threading.Event()  # set once a call is inside predict
         self.fail_on: int | None = None
+        self._lock = threading.Lock()
+        self.inside = 0  # calls running now
+        self.most_inside = 0  # the most that ever ran at once
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        with self._lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
         self.started.set()
+        try:
+            return self._compute(pixels)
+        finally:
+            with self._lock:
+                self.inside -= 1
+
+    def _compute(self, pixels: np.ndarray) -> np.ndarray:
         if not self.gate.wait(timeout=30):
             raise TimeoutError("the test never opened the gate")
         call_ids = [int(p[0, 0]) + 256 * int(p[0, 1]) for p in pixels]
@@ -102,14 +115,17 @@ def make_batcher(
     max_queue_images: int = 1000,
     enabled: bool = True,
     idle_gap: float = 0.001,
+    concurrent_batches: int = BatchingSettings.concurrent_batches,
 ) -> Any:
     """A Batcher (batching on, with its policy's idle gap) or an UnbatchedPredictor."""
     settings = BatchingSettings(enabled=enabled, max_batch_size=max_batch_size,
-                                batch_timeout=batch_timeout, max_queue_images=max_queue_images)
+                                batch_timeout=batch_timeout, max_queue_images=max_queue_images,
+                                concurrent_batches=concurrent_batches)
     if not enabled:
         return make_predictor(model, settings, metrics.batching(MODEL), executor, name=MODEL)
     return Batcher(model, settings, metrics.batching(MODEL), executor, name=MODEL,
-                   policy=FlushPolicy(max_batch_size, batch_timeout, idle_gap))
+                   policy=FlushPolicy(max_batch_size, batch_timeout, idle_gap,
+                                      max_concurrent_batches=concurrent_batches))
 
 
 @pytest.fixture
@@ -264,6 +280,58 @@ async def test_large_request_is_split_at_max_batch_size_and_reassembled(
     assert result.shape == (10, CLASSES)
 
 
+@pytest.mark.parametrize("concurrent_batches", [1, 2])
+async def test_full_batches_run_side_by_side_up_to_the_concurrency(
+    model: FakeModel, metrics: ServiceMetrics, executor: ThreadPoolExecutor,
+    closing: list[Predictor], concurrent_batches: int,
+) -> None:
+    batcher = make_batcher(model, metrics, executor, max_batch_size=4, batch_timeout=60,
+                           idle_gap=60, concurrent_batches=concurrent_batches)
+    closing.append(batcher)
+    model.gate.clear()
+    first = asyncio.ensure_future(batcher.predict(images(*range(4))))
+    await model.wait_started()
+    # A full batch and the tail of a split request wait while the first batch runs.
+    full = asyncio.ensure_future(batcher.predict(images(*range(10, 14))))
+    split = asyncio.ensure_future(batcher.predict(images(*range(20, 26))))
+
+    async def inside(count: int) -> bool:
+        return model.inside == count
+
+    await wait_for(lambda: inside(concurrent_batches), f"{concurrent_batches} model calls")
+    for _ in range(20):  # give the worker every chance to start more than allowed
+        await asyncio.sleep(0.001)
+    assert model.most_inside == concurrent_batches
+    closed = asyncio.ensure_future(batcher.close())
+    await asyncio.sleep(0.01)
+    assert not closed.done()  # close() waits for the running batches
+    model.gate.set()
+    results = await asyncio.wait_for(asyncio.gather(first, full, split, closed), 30)
+    assert [ids_of(r) for r in results[:3]] == [
+        list(range(4)), list(range(10, 14)), list(range(20, 26))]
+    assert model.most_inside == concurrent_batches
+
+
+async def test_a_partial_batch_waits_for_the_running_one(
+    model: FakeModel, metrics: ServiceMetrics, executor: ThreadPoolExecutor,
+    closing: list[Predictor],
+) -> None:
+    # Small requests keep gathering while a batch runs, concurrency or not.
+    batcher = make_batcher(model, metrics, executor, max_batch_size=8, batch_timeout=0,
+                           concurrent_batches=2)
+    closing.append(batcher)
+    model.gate.clear()
+    first = asyncio.ensure_future(batcher.predict(images(0)))
+    await model.wait_started()
+    rest = [asyncio.ensure_future(batcher.predict(images(i))) for i in range(1, 4)]
+    for _ in range(20):
+        await asyncio.sleep(0.001)
+    assert model.most_inside == 1
+    model.gate.set()
+    await asyncio.wait_for(asyncio.gather(first, *rest), 30)
+    assert model.calls == [[0], [1, 2, 3]]
+
+
 async def test_interleaved_sizes_each_get_exactly_their_own_rows(
     model: FakeModel, metrics: ServiceMetrics, executor: ThreadPoolExecutor,
     closing: list[Predictor],
@@ -377,7 +445,8 @@ async def test_model_error_reaches_exactly_the_callers_of_that_batch(
     model.fail_on = 2
     model.gate.set()
     outcomes = await asyncio.gather(first, *later, return_exceptions=True)
-    assert model.calls == [[0], [1, 2, 3], [4, 5]]
+    # [1, 2, 3] is a full batch: it ran beside [0], so the calls may end in either order.
+    assert sorted(model.calls) == [[0], [1, 2, 3], [4, 5]]
     assert ids_of(outcomes[0]) == [0]  # type: ignore[arg-type]
     assert isinstance(outcomes[1], RuntimeError) and isinstance(outcomes[2], RuntimeError)
     assert ids_of(outcomes[3]) == [4, 5]  # type: ignore[arg-type]
@@ -389,7 +458,9 @@ async def test_failed_part_of_a_split_request_fails_it_and_skips_its_other_parts
     model: FakeModel, metrics: ServiceMetrics, executor: ThreadPoolExecutor,
     closing: list[Predictor],
 ) -> None:
-    batcher = make_batcher(model, metrics, executor, max_batch_size=2, batch_timeout=0)
+    # One batch at a time, so the later parts have not started when the first fails.
+    batcher = make_batcher(model, metrics, executor, max_batch_size=2, batch_timeout=0,
+                           concurrent_batches=1)
     closing.append(batcher)
     model.fail_on = 1
     with pytest.raises(RuntimeError):

@@ -6,7 +6,8 @@ import pytest
 
 from digits.service.batching.policy import NEVER, FlushPolicy, QueueState, Wait
 
-POLICY = FlushPolicy(max_batch_size=64, batch_timeout=0.020, idle_gap=0.001)
+POLICY = FlushPolicy(max_batch_size=64, batch_timeout=0.020, idle_gap=0.001,
+                     max_concurrent_batches=2)
 NOW = 100.0
 # Three requests queued, the oldest 5 ms ago, the newest 0.5 ms ago; the previous batch
 # held four requests and others arrived while it ran.
@@ -38,6 +39,21 @@ CASES = [
      replace(QUIET, requests=1, images=1, previous_batch_requests=1), Wait(0.0)),
     ("nobody in flight, fewer than last batch: wait for the rest, woken when they are in",
      QUIET, Wait(0.0005, wake_images=64, wake_requests=4)),
+    ("a batch runs, a partial one waits: until full or that batch ends",
+     replace(BUSY, running=1), Wait(None, wake_images=64)),
+    ("a batch runs, nobody in flight: still until full or that batch ends",
+     replace(QUIET, running=1, requests=4, images=4), Wait(None, wake_images=64)),
+    ("a batch runs, a full one waits: start beside it",
+     replace(BUSY, running=1, images=64), Wait(0.0)),
+    ("a batch runs, the tail of a split request waits: start beside it",
+     replace(BUSY, running=1, oldest_partly_run=True), Wait(0.0)),
+    ("a batch runs, closing: start beside it", replace(BUSY, running=1, closing=True),
+     Wait(0.0)),
+    ("every batch slot taken: until a batch ends, even when full",
+     replace(BUSY, running=2, images=500), Wait(None)),
+    ("every batch slot taken, empty queue: until the next arrival",
+     replace(BUSY, running=2, images=0, requests=0),
+     Wait(None, wake_images=1, wake_requests=1)),
 ]
 
 
@@ -51,6 +67,11 @@ def test_flush_policy(case: str, state: QueueState, expected: Wait) -> None:
     assert (wait.wake_images, wait.wake_requests) == (expected.wake_images,
                                                       expected.wake_requests)
     assert wait.start_now == (expected.seconds == 0)
+
+
+def test_one_batch_at_a_time_when_the_concurrency_is_one() -> None:
+    sequential = replace(POLICY, max_concurrent_batches=1)
+    assert sequential.decide(replace(BUSY, running=1, images=500), NOW) == Wait(None)
 
 
 def test_zero_batch_timeout_never_waits() -> None:

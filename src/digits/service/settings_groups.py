@@ -159,10 +159,14 @@ class BatchingSettings(_Group):
         "RESOURCE_EXHAUSTED instead of a growing queue."))
     inference_threads: int = field(default=2, metadata=_setting(
         "Threads running model calls (TensorFlow releases the GIL while computing)."))
+    concurrent_batches: int = field(default=2, metadata=_setting(
+        "Most batches of one model version in the model at once; another starts beside "
+        "a running one only when a full batch waits (at most --inference-threads run)."))
 
     def problems(self) -> list[str]:
         return _check(self, {"max_batch_size": POSITIVE, "batch_timeout": NON_NEGATIVE,
-                             "max_queue_images": POSITIVE, "inference_threads": POSITIVE})
+                             "max_queue_images": POSITIVE, "inference_threads": POSITIVE,
+                             "concurrent_batches": POSITIVE})
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
 """Dynamic batching: concurrent predict calls for one model version coalesced into model calls.
 
-Requests wait in a queue bounded in images. One worker task per batcher runs one batch at
-a time: it asks the flush policy how long to wait, takes the oldest requests (splitting
+Requests wait in a queue bounded in images. One worker task per batcher starts the
+batches: it asks the flush policy how long to wait, takes the oldest requests (splitting
 one that does not fit), drops those whose deadline has passed or whose caller has gone,
-runs the model on the rest in the executor (off the event loop) and hands each caller
-exactly its own rows. While the model runs, the next batch gathers in the queue, so
-batches grow with the load by themselves.
+and runs the model on the rest in the executor (off the event loop), which hands each
+caller exactly its own rows. While the model runs, the next batch gathers in the queue, so
+batches grow with the load by themselves; a full one may start beside it (the policy's
+``max_concurrent_batches``).
 """
 
 import asyncio
@@ -19,7 +20,14 @@ import numpy as np
 from digits.service import errors
 from digits.service.batching.policy import UNTIL_ARRIVAL, FlushPolicy, QueueState, Wait
 from digits.service.batching.predictor import Admission, Predict, call_model
-from digits.service.batching.requests import QueuedRequest, Slice, batch_pixels, deliver, fail
+from digits.service.batching.requests import (
+    QueuedRequest,
+    Slice,
+    batch_pixels,
+    deliver,
+    fail,
+    latest_deadline,
+)
 from digits.service.metrics import BatchMetrics
 from digits.service.settings import BatchingSettings
 
@@ -37,7 +45,9 @@ class Batcher:
         self._metrics = metrics
         self._executor = executor
         self._max_batch_size = settings.max_batch_size
-        self._policy = policy or FlushPolicy(settings.max_batch_size, settings.batch_timeout)
+        self._policy = policy or FlushPolicy(
+            settings.max_batch_size, settings.batch_timeout,
+            max_concurrent_batches=settings.concurrent_batches)
         # Images admitted and not yet handed to the model.
         self._admission = Admission(name, settings.max_queue_images, metrics.queue_depth)
         self._queue: deque[QueuedRequest] = deque()
@@ -48,9 +58,9 @@ class Batcher:
         self._wake = UNTIL_ARRIVAL
         self._last_arrival = 0.0
         self._previous_batch_requests = 1
+        self._running: set[asyncio.Task[None]] = set()  # batches in the model
         # Requests that arrived while the model ran the current batch, and whether any
         # arrived during the previous one: the sign that other callers are in flight.
-        self._model_running = False
         self._arrivals_while_running = 0
         self._callers_in_flight = False
 
@@ -72,7 +82,7 @@ class Batcher:
         request = QueuedRequest(pixels, deadline, loop.create_future(), now)
         self._queue.append(request)
         self._last_arrival = now
-        if self._model_running:
+        if self._running:
             self._arrivals_while_running += 1
         if self._worker is None:
             self._worker = loop.create_task(self._work(), name=f"batcher-{self._name}")
@@ -94,24 +104,41 @@ class Batcher:
             await self._worker
 
     async def _work(self) -> None:
-        """The worker: wait as the policy says, take a batch, run it; return once closing
-        and empty."""
+        """The worker: wait as the policy says, take a batch, start it; return once
+        closing, empty and every batch has finished."""
         while True:
             if not self._queue and self._admission.closing:
+                if self._running:
+                    await asyncio.wait(self._running)
                 return
             wait = self._policy.decide(self._state(), time.monotonic())
             if not wait.start_now:
                 await self._sleep(wait)
-                continue  # re-check: full, enough requests, paused, timed out or closing
+                continue  # re-check: full, enough requests, paused, timed out, a batch
+                # finished, or closing
             slices: list[Slice] = []
             try:
                 slices = self._take_batch()
                 if slices:
                     self._previous_batch_requests = len(slices)
-                    await self._run_batch(slices)
+                    self._start_batch(slices)
             except Exception as error:  # a bug here must not leave callers waiting forever
                 log.exception("batching worker of model %s failed", self._name)
                 fail(slices, error)
+
+    def _start_batch(self, slices: list[Slice]) -> None:
+        """Run the batch in a task of its own; the worker is woken when it ends."""
+        self._arrivals_while_running = 0
+        task = asyncio.get_running_loop().create_task(self._run_batch(slices))
+        self._running.add(task)
+
+        def ended(task: asyncio.Task[None]) -> None:
+            self._running.discard(task)
+            self._callers_in_flight = self._arrivals_while_running > 0
+            if self._wakeup is not None and not self._wakeup.done():
+                self._wakeup.set_result(None)
+
+        task.add_done_callback(ended)
 
     def _state(self) -> QueueState:
         oldest = self._queue[0] if self._queue else None
@@ -124,6 +151,7 @@ class Batcher:
             previous_batch_requests=self._previous_batch_requests,
             callers_in_flight=self._callers_in_flight,
             closing=self._admission.closing,
+            running=len(self._running),
         )
 
     async def _sleep(self, wait: Wait) -> None:
@@ -170,19 +198,15 @@ class Batcher:
 
     async def _run_batch(self, slices: list[Slice]) -> None:
         """Run the model on the slices' rows in the executor and deliver each caller's rows."""
-        pixels = batch_pixels(slices)
-        loop = asyncio.get_running_loop()
-        self._model_running, self._arrivals_while_running = True, 0
         try:
-            output, _ = await loop.run_in_executor(
-                self._executor, call_model, self._predict, pixels, None, self._metrics)
-        except Exception as error:
-            fail(slices, error)
-            return
-        finally:
-            self._model_running = False
-            self._callers_in_flight = self._arrivals_while_running > 0
-        deliver(slices, output)
+            # A batch may wait for an executor thread (another batch or model holds it):
+            # once every caller's deadline has passed there, it is not computed.
+            output, _ = await asyncio.get_running_loop().run_in_executor(
+                self._executor, call_model, self._predict, batch_pixels(slices),
+                latest_deadline(slices), self._metrics)
+            deliver(slices, output)
+        except Exception as error:  # the model's, or a bug: only this batch's callers get
+            fail(slices, error)  # it (and report it, INTERNAL ones logged)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

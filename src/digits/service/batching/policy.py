@@ -8,6 +8,11 @@ waits). Otherwise other callers are in flight, and the batch waits for them unti
 request has arrived for ``idle_gap`` seconds or the oldest has waited ``batch_timeout``
 seconds (0: never wait). Waiting then costs the server nothing, as the event loop is busy
 with the requests on their way, and fewer, larger model calls leave it more time.
+
+While batches run, another starts beside them (up to ``max_concurrent_batches``) only
+when a full batch waits or the tail of a split request does: large requests then keep
+the model's threads busy across the hand-offs between batches, while small requests go
+on gathering into the next batch as before.
 """
 
 from dataclasses import dataclass
@@ -31,6 +36,7 @@ class QueueState:
     previous_batch_requests: int  # requests in the previous batch (1 before any)
     callers_in_flight: bool  # requests arrived while the previous batch ran
     closing: bool  # the batcher is draining: no point waiting
+    running: int = 0  # batches in the model right now
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,9 @@ class Wait:
 
 START_NOW = Wait(0.0)
 UNTIL_ARRIVAL = Wait(None, wake_images=1, wake_requests=1)
+# Every batch slot taken: wait for one to finish (a finishing batch always wakes the
+# worker).
+UNTIL_A_BATCH_ENDS = Wait(None)
 
 
 @dataclass(frozen=True)
@@ -58,11 +67,19 @@ class FlushPolicy:
     max_batch_size: int
     batch_timeout: float
     idle_gap: float = IDLE_GAP
+    max_concurrent_batches: int = 1
 
     def decide(self, state: QueueState, now: float) -> Wait:
         """The wait before the next batch, given the queue at ``now`` (monotonic seconds)."""
         if not state.requests:
             return UNTIL_ARRIVAL
+        if state.running >= self.max_concurrent_batches:
+            return UNTIL_A_BATCH_ENDS
+        if state.running:
+            if state.closing or state.oldest_partly_run or (
+                    state.images >= self.max_batch_size):
+                return START_NOW
+            return Wait(None, wake_images=self.max_batch_size)
         # The tail of a request already partly run never waits: it only adds latency.
         if state.closing or state.oldest_partly_run or state.images >= self.max_batch_size:
             return START_NOW

@@ -49,6 +49,14 @@ def batch_pixels(slices: list[Slice]) -> np.ndarray:
     return np.concatenate([s.request.pixels[s.start:s.stop] for s in slices])
 
 
+def latest_deadline(slices: list[Slice]) -> float | None:
+    """The last of the batch's deadlines (None when any caller has none)."""
+    deadlines = [piece.request.deadline for piece in slices]
+    if any(deadline is None for deadline in deadlines):
+        return None
+    return max(deadline for deadline in deadlines if deadline is not None)
+
+
 def deliver(slices: list[Slice], output: np.ndarray) -> None:
     """Give each slice its rows of the batch's output; resolve a request once all its rows
     are in."""
