@@ -3,6 +3,7 @@
 import io
 import json
 import math
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -15,6 +16,7 @@ import pytest
 from PIL import Image
 
 from digits.bench import loadgen, workload
+from digits.bench.externals import ExternalServer, external_servers, parse_external, with_twins
 from digits.bench.report import BenchReport, ScenarioResult, format_table
 from digits.bench.runner import split
 from digits.bench.scenarios import Scenario, parse_scenario, standard_scenarios
@@ -22,6 +24,8 @@ from digits.bench.serving import ServerConfig, process_cpu_seconds
 from digits.bench.stats import LatencySummary, per_second, ratio
 from digits.oip import open_inference_pb2
 from digits.v1 import classifier_pb2, classifier_pb2_grpc
+
+from support.cli import digits_cli
 
 
 def test_latency_percentiles_interpolate_between_ranks() -> None:
@@ -70,6 +74,68 @@ def test_scenario_specs_parse_and_bad_ones_name_the_fix() -> None:
             parse_scenario(bad)
 
 
+def test_external_servers_parse_and_bad_ones_name_the_fix() -> None:
+    assert parse_external("kserve=127.0.0.1:8081") == ("kserve", "127.0.0.1:8081")
+    assert parse_external("other-2=[::1]:9000") == ("other-2", "[::1]:9000")
+    assert parse_external("Triton_A=inference.local:8001")[1] == "inference.local:8001"
+    for bad, message in [("kserve", "expected NAME=HOST:PORT"),
+                         ("=127.0.0.1:1", "expected NAME=HOST:PORT"),
+                         ("2fast=127.0.0.1:1", "a letter"),
+                         ("a-name-far-too-long=127.0.0.1:1", "up to 15"),
+                         ("digits=127.0.0.1:8081", "another NAME"),
+                         ("kserve=127.0.0.1", "HOST:PORT after"),
+                         ("kserve=127.0.0.1:0", "PORT from 1 to 65535"),
+                         ("kserve=127.0.0.1:65536", "PORT from 1"),
+                         ("kserve=::1:8081", "IPv6 HOST in brackets"),
+                         ("kserve=:8081", "HOST:PORT after")]:
+        with pytest.raises(ValueError, match=message):
+            parse_external(bad)
+    pid = os.getpid()
+    assert external_servers(["a=h:1", "b=h:2"], [f"b={pid}"]) == [
+        ExternalServer("a", "h:1"), ExternalServer("b", "h:2", pid)]
+    for specs, pids, message in [(["a=h:1", "a=h:2"], [], "given twice"),
+                                 (["a=h:1"], ["b=1"], "no --external server is named 'b'"),
+                                 (["a=h:1"], ["a=x"], "positive integer"),
+                                 (["a=h:1"], ["a=0"], "positive integer"),
+                                 (["a=h:1"], [f"a={2**30}"], "no process")]:
+        with pytest.raises(ValueError, match=message):
+            external_servers(specs, pids)
+
+
+def test_oip_scenarios_get_an_external_twin_right_after_them() -> None:
+    raw, on, off, big = (Scenario(1, 4, "raw", True), Scenario(1, 4, "oip", True),
+                         Scenario(1, 4, "oip", False), Scenario(1024, 1, "oip", True))
+    twins = with_twins([raw, on, off, big], ["kserve", "other"])
+    assert [(s.images_per_request, s.concurrency, s.encoding, s.server) for s in twins] == [
+        (1, 4, "raw", "digits"), (1, 4, "oip", "digits"), (1, 4, "oip", "kserve"),
+        (1, 4, "oip", "other"), (1, 4, "oip", "digits"),  # one twin per load shape
+        (1024, 1, "oip", "digits"), (1024, 1, "oip", "kserve"), (1024, 1, "oip", "other")]
+    assert len({s.name for s in twins}) == len(twins)
+    assert with_twins([raw, on], []) == [raw, on]
+    assert [s.server for s in with_twins(standard_scenarios(("oip",)), ["k"])] == [
+        "digits", "k"] * 7
+    with pytest.raises(ValueError, match="--encoding oip, or a scenario such as"):
+        with_twins([raw, Scenario(1, 1, "oip-http", True)], ["kserve"])
+
+
+def test_external_scenarios_are_named_for_their_server() -> None:
+    digits, external = Scenario(1024, 4, "oip", True), Scenario(1024, 4, "oip", True, "kserve")
+    assert (digits.name, digits.label) == ("1024img-c4-oip-batching-on", "1024 img x c4 oip")
+    assert (external.name, external.label) == ("1024img-c4-oip@kserve", "1024 img x c4 oip @kserve")
+    assert not digits.external and external.external
+
+
+def test_bad_external_options_are_usage_errors(tmp_path: Path) -> None:
+    for arguments, message in [
+            (["--external", "digits=127.0.0.1:1"], "another NAME"),
+            (["--external", "kserve=127.0.0.1:1", "--encoding", "raw"], "--encoding oip"),
+            (["--external", "kserve=127.0.0.1:1", "--external-pid", "other=1"],
+             "no --external server is named 'other'")]:
+        result = digits_cli("bench", str(tmp_path), *arguments)
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert "--external NAME=HOST:PORT" in digits_cli("bench", "--help").output
+
+
 def test_concurrency_is_split_evenly_over_client_processes() -> None:
     assert split(64, 2) == [32, 32]
     assert split(16, 3) == [6, 5, 5]
@@ -84,8 +150,6 @@ def test_server_flags_leave_unset_settings_to_the_server() -> None:
 
 
 def test_process_cpu_seconds_grows_with_work() -> None:
-    import os
-
     before = process_cpu_seconds(os.getpid())
     deadline = time.process_time() + 0.05
     while time.process_time() < deadline:  # burn a little CPU
@@ -236,6 +300,24 @@ def test_table_shows_figures_in_milliseconds_with_the_ratio() -> None:
     markdown = format_table([result], markdown=True).splitlines()
     assert markdown[0].startswith("| scenario |") and markdown[1].startswith("| --- |")
     assert markdown[2].count("|") == markdown[0].count("|")
+
+
+def test_external_rows_name_their_server_and_have_no_batching(tmp_path: Path) -> None:
+    external = replace(result_for(Scenario(1024, 4, "oip", True, "kserve"), 90_000.0, 300_000.0),
+                       mean_batch_size=math.nan, server_cpu_seconds_per_second=math.nan)
+    digits = result_for(Scenario(1024, 4, "oip", True), 180_000.0, 300_000.0)
+    lines = format_table([digits, external]).splitlines()
+    assert lines[2].split()[:6] == ["1024", "img", "x", "c4", "oip", "on"]
+    assert lines[3].split()[:7] == ["1024", "img", "x", "c4", "oip", "@kserve", "-"]
+    assert "0.30" in lines[3]  # the ratio to the same in-process reference
+    report = BenchReport(machine={}, settings={}, in_process={}, results=[digits, external])
+    path = tmp_path / "bench.json"
+    report.write_json(path)
+    rows = json.loads(path.read_text())["results"]
+    assert [(row["name"], row["server"]) for row in rows] == [
+        ("1024img-c4-oip-batching-on", "digits"), ("1024img-c4-oip@kserve", "kserve")]
+    assert rows[1]["mean_batch_size"] is None and rows[1]["server_cpu_seconds_per_second"] is None
+    assert rows[1]["scenario"]["server"] == "kserve" and rows[1]["ratio"] == pytest.approx(0.3)
 
 
 def test_json_report_has_every_figure_and_no_nan(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""``digits bench`` end to end on a tiny model: real servers, client process, JSON out.
+"""``digits bench`` end to end on a tiny model: real servers, client process, JSON out;
+an external OIP server (another ``digits serve``) driven beside them.
 
 Checks that the run completes and reports what it measured; it asserts no speed.
 """
@@ -69,3 +70,41 @@ def test_bench_runs_over_tls(model_templates: Any, tmp_path: Path) -> None:
     rows = json.loads(output.read_text())["results"]
     assert [row["errors"] for row in rows] == [{}, {}]
     assert all(row["requests_per_second"] > 0 for row in rows)
+
+
+def test_bench_drives_an_external_oip_server_with_the_same_load(
+    model_templates: Any, models_root: Path, tmp_path: Path
+) -> None:
+    from support.models import install
+    from support.prometheus import sample_value, scrape
+    from support.serve_process import serving_process
+
+    install(model_templates.dense_a, models_root, "a", 1)
+    output = tmp_path / "bench.json"
+    with serving_process(models_root, tmp_path / "external.log") as external:
+        command = [
+            sys.executable, "-m", "digits", "--log-level", "WARNING", "bench",
+            str(model_templates.dense_a), "--scenario", "3:2:oip:on", "--scenario", "1:1:raw:on",
+            "--external", f"other={external.target}",
+            "--external-pid", f"other={external.process.pid}",
+            "--duration", "0.5", "--warmup", "0.1", "--json", str(output),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        classified = sample_value(scrape(external.metrics_port),
+                                  "digits_images_classified_total", {"model": "a"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 img x c2 oip @other" in result.stdout
+    rows = json.loads(output.read_text())["results"]
+    # The twin runs right after its oip scenario, before the next one.
+    assert [(row["name"], row["server"]) for row in rows] == [
+        ("3img-c2-oip-batching-on", "digits"), ("3img-c2-oip@other", "other"),
+        ("1img-c1-raw-batching-on", "digits")]
+    twin = rows[1]
+    assert twin["errors"] == {} and twin["images_per_second"] > 0
+    assert twin["images_per_second"] == pytest.approx(3 * twin["requests_per_second"])
+    assert twin["in_process_images_per_second"] > 0 and twin["ratio"] > 0
+    assert twin["mean_batch_size"] is None  # not known for an external server
+    assert twin["server_cpu_seconds_per_second"] > 0  # from --external-pid
+    # The load reached the external server: at least what the window counted.
+    assert classified is not None and classified >= twin["images_per_second"] * 0.5

@@ -54,6 +54,8 @@ QUICK_TIMES = (0.3, 1.0, 0.3)
               help="Server setting [default: the server's].")
 @click.option("--inference-threads", type=click.IntRange(min=1), default=None,
               help="Server setting [default: the server's].")
+@click.option("--concurrent-batches", type=click.IntRange(min=1), default=None,
+              help="Server setting [default: the server's].")
 @click.option("--request-timeout", type=click.FloatRange(min=0.1), default=30.0,
               show_default=True, help="Deadline of each request, seconds.")
 @click.option("--data", "mnist", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -71,29 +73,46 @@ QUICK_TIMES = (0.3, 1.0, 0.3)
 @click.option("--tls-ca", type=_FILE, help="The CA the clients trust (TLS).")
 @click.option("--tls-server-name", default="localhost", show_default=True,
               help="The name --tls-cert is issued to.")
+@click.option("--external", "external_specs", multiple=True, metavar="NAME=HOST:PORT",
+              help="Also drive this Open Inference Protocol v2 gRPC server (plaintext), "
+                   "started by you, e.g. kserve=127.0.0.1:8081 (repeatable): each oip "
+                   "scenario is followed by its twin sent there, same requests but for the "
+                   "model name and an empty version.")
+@click.option("--external-model", default=None,
+              help="The model name the --external servers are asked for [default: the "
+                   "name of the model under test, e.g. mnist].")
+@click.option("--external-pid", "external_pid_specs", multiple=True, metavar="NAME=PID",
+              help="The process of an --external server, so that its CPU time is measured "
+                   "(repeatable) [default: not measured].")
 def bench(
     version_dir: Path | None, models: Path, model: str, version: int, quick: bool,
     duration: float | None, warmup: float | None, scenario_specs: tuple[str, ...],
     encodings: tuple[str, ...], client_processes: int, channels_per_process: int,
     server_processes: int, max_batch_size: int | None, batch_timeout: float | None,
-    max_queue_images: int | None, inference_threads: int | None, request_timeout: float,
+    max_queue_images: int | None, inference_threads: int | None,
+    concurrent_batches: int | None, request_timeout: float,
     mnist: Path | None, rounds: int, json_path: Path | None, markdown: bool,
     tls_cert: Path | None, tls_key: Path | None, tls_ca: Path | None, tls_server_name: str,
+    external_specs: tuple[str, ...], external_model: str | None,
+    external_pid_specs: tuple[str, ...],
 ) -> None:
     """Benchmark the served path against the model's own speed.
 
     Starts `digits serve` on 127.0.0.1 with one model version (VERSION_DIR, or the newest
     of --model under --models), drives it from separate client processes for a bounded
     time per scenario, and prints images/s, requests/s, latency percentiles and errors,
-    each served figure with its ratio to the same model called in-process.
+    each served figure with its ratio to the same model called in-process. With
+    --external, other OIP v2 servers of the same model get the same oip load, interleaved.
     """
-    from digits.bench import runner
+    from digits.bench import externals, runner
     from digits.bench.serving import ServerConfig
 
     try:
         if version_dir is None:
             version_dir = runner.resolve_version(models, model, version)
-        scenarios = _scenarios(scenario_specs, encodings)
+        servers = externals.external_servers(external_specs, external_pid_specs)
+        scenarios = externals.with_twins(_scenarios(scenario_specs, encodings),
+                                         [server.name for server in servers])
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     if len({tls_cert is None, tls_key is None, tls_ca is None}) != 1:
@@ -110,13 +129,27 @@ def bench(
         server=ServerConfig(
             processes=server_processes, max_batch_size=max_batch_size,
             batch_timeout=batch_timeout, max_queue_images=max_queue_images,
-            inference_threads=inference_threads, tls_cert=tls_cert, tls_key=tls_key,
+            inference_threads=inference_threads, concurrent_batches=concurrent_batches,
+            tls_cert=tls_cert, tls_key=tls_key,
             tls_ca=tls_ca, tls_server_name=tls_server_name),
         request_timeout=request_timeout,
         mnist=mnist,
         rounds=rounds,
+        externals=tuple(servers),
+        external_model=external_model or "",
     )
-    report = runner.run(options, progress=lambda news: click.echo(f"... {news}", err=True))
+    _run(options, markdown, json_path)
+
+
+def _run(options: "BenchOptions", markdown: bool, json_path: Path | None) -> None:
+    """Run the benchmark, print the table, write the JSON; fail if any request failed."""
+    from digits.bench import runner
+    from digits.bench.externals import ExternalServerError
+
+    try:
+        report = runner.run(options, progress=lambda news: click.echo(f"... {news}", err=True))
+    except ExternalServerError as error:
+        raise click.ClickException(str(error)) from None
     _print_report(report, options, markdown)
     if json_path is not None:
         report.write_json(json_path)
@@ -147,6 +180,11 @@ def _print_report(report: "BenchReport", options: "BenchOptions", markdown: bool
                + (f", medians of {options.rounds} rounds" if options.rounds > 1 else "")
                + "; ratio = served images/s / in-process images/s of the model at the same "
                "images per call; decode+model = the server's PNG work done in-process")
+    for external in options.externals:
+        click.echo(f"@{external.name}: the external OIP v2 server at {external.target}, asked "
+                   f"for model {options.external_model or options.version_dir.parent.name!r} "
+                   "(its own choice of version)"
+                   + (f", process {external.pid}" if external.pid else "; its CPU unmeasured"))
     click.echo(format_table(report.summary(), markdown=markdown))
 
 

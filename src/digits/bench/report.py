@@ -28,9 +28,9 @@ class ScenarioResult:
     errors: dict[str, int]
     in_process_images_per_second: float  # the model alone, same images per call
     # Images per model call on the server, from /metrics scraped around the window while
-    # serving (approximate: an observation may be half-counted); NaN if unknown.
+    # serving (approximate: an observation may be half-counted); NaN if unknown (external).
     mean_batch_size: float
-    server_cpu_seconds_per_second: float  # 1.0 is one core busy
+    server_cpu_seconds_per_second: float  # 1.0 is one core busy; NaN if unknown (external)
     client_cpu_seconds_per_second: float
     # For encoded images: the server's work done in-process (decode each, then predict).
     in_process_decode_images_per_second: float = math.nan
@@ -115,7 +115,8 @@ def median_of(results: list[ScenarioResult]) -> ScenarioResult:
 
 
 def _result_json(result: ScenarioResult) -> dict[str, Any]:
-    return {**asdict(result), "name": result.scenario.name, "ratio": result.ratio}
+    return {**asdict(result), "name": result.scenario.name,
+            "server": result.scenario.server, "ratio": result.ratio}
 
 
 COLUMNS = ("scenario", "batching", "req/s", "images/s", "p50 ms", "p95 ms", "p99 ms",
@@ -128,8 +129,8 @@ def table_rows(results: list[ScenarioResult]) -> list[tuple[str, ...]]:
     for result in results:
         scenario = result.scenario
         rows.append((
-            f"{scenario.images_per_request} img x c{scenario.concurrency} {scenario.encoding}",
-            "on" if scenario.batching else "off",
+            scenario.label,
+            "-" if scenario.external else "on" if scenario.batching else "off",
             _number(result.requests_per_second),
             _number(result.images_per_second),
             _milliseconds(result.latency.p50),

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digits.bench import inprocess, loadgen, workload
+from digits.bench import externals, inprocess, loadgen, workload
+from digits.bench.externals import ExternalServer
 from digits.bench.report import BenchReport, ScenarioResult
 from digits.bench.scenarios import Scenario
 from digits.bench.serving import ServedModel, ServerConfig
@@ -44,21 +45,25 @@ class BenchOptions:
     request_timeout: float
     mnist: Path | None = None
     rounds: int = 1  # passes over the scenarios; the report gives each figure's median
+    externals: tuple[ExternalServer, ...] = ()  # the servers of the external scenarios
+    external_model: str = ""  # the model they are asked for ("": the one under test's name)
 
 
 def run(options: BenchOptions, progress: Callable[[str], None]) -> BenchReport:
     """Measure every scenario served, each right after the model alone at the same size.
 
     The servers for batching on and off run side by side (idle when not measured) and
-    the scenarios alternate between them, so the load of a shared machine weighs on
-    both alike and each ratio compares figures taken moments apart.
+    the scenarios alternate between them (and any external servers), so the load of a
+    shared machine weighs on all alike and each ratio compares figures taken moments apart.
     """
     from digits.modelstore.saved_model import load_version
     from digits.service.decoding import Budget, decode_image
     from digits.service.settings import LimitSettings
 
-    model = load_version(options.version_dir)
     name, version = options.version_dir.parent.name, int(options.version_dir.name)
+    for external in options.externals:
+        externals.check_ready(external, options.external_model or name)
+    model = load_version(options.version_dir)
     images = workload.sample_images(options.mnist, SAMPLE_IMAGES)
     encoded = [workload.encode_png(image) for image in images[:max(
         (s.images_per_request for s in options.scenarios), default=1)]]
@@ -71,13 +76,8 @@ def run(options: BenchOptions, progress: Callable[[str], None]) -> BenchReport:
 
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(_client_pool(options.client_processes))
-        models_root = stack.enter_context(_served_root(options.version_dir))
-        servers: dict[bool, ServedModel] = {}
-        for batching in sorted({s.batching for s in options.scenarios}, reverse=True):
-            config = replace(options.server, batching=batching)
-            progress(f"starting {config.processes} server process(es), batching "
-                     f"{'on' if batching else 'off'}")
-            servers[batching] = stack.enter_context(ServedModel(models_root, name, config))
+        servers = _start_servers(stack, options, progress)
+        external_servers = {external.name: external for external in options.externals}
         for round_number, scenario in _passes(options):
             size = scenario.images_per_request
             progress(f"running {scenario.name}" + (
@@ -90,14 +90,34 @@ def run(options: BenchOptions, progress: Callable[[str], None]) -> BenchReport:
                 decoding = inprocess.measure(
                     decode_then_predict, encoded[:size],
                     options.in_process_duration).images_per_second
+            served: ServedModel | ExternalServer = servers[scenario.batching]
+            asked = (name, version)
+            if scenario.external:  # the same requests, but version 0: the server's choice
+                served = external_servers[scenario.server]
+                asked = (options.external_model or name, 0)
             report.results.append(replace(_run_scenario(
-                scenario, servers[scenario.batching], pool, images, name, version, options,
-                reference, decoding), round=round_number))
+                scenario, served, pool, images, asked, options, reference, decoding),
+                round=round_number))
 
     report.in_process = {size: sum(values) / len(values)
                          for size, values in sorted(references.items())}
     report.machine["load_average_end"] = os.getloadavg()
     return report
+
+
+def _start_servers(stack: contextlib.ExitStack, options: BenchOptions,
+                   progress: Callable[[str], None]) -> dict[bool, ServedModel]:
+    """The digits servers the scenarios need, by batching switch, stopped with ``stack``."""
+    models_root = stack.enter_context(_served_root(options.version_dir))
+    servers: dict[bool, ServedModel] = {}
+    for batching in sorted({s.batching for s in options.scenarios if not s.external},
+                           reverse=True):
+        config = replace(options.server, batching=batching)
+        progress(f"starting {config.processes} server process(es), batching "
+                 f"{'on' if batching else 'off'}")
+        servers[batching] = stack.enter_context(
+            ServedModel(models_root, options.version_dir.parent.name, config))
+    return servers
 
 
 def _passes(options: BenchOptions) -> Iterator[tuple[int, Scenario]]:
@@ -109,37 +129,19 @@ def _passes(options: BenchOptions) -> Iterator[tuple[int, Scenario]]:
 
 def _run_scenario(
     scenario: Scenario,
-    served: ServedModel,
+    served: ServedModel | ExternalServer,
     pool: ProcessPoolExecutor,
     images: np.ndarray,
-    model: str,
-    version: int,
+    asked: tuple[str, int],
     options: BenchOptions,
     in_process: float,
     in_process_decode: float,
 ) -> ScenarioResult:
-    target, http_path, header_lengths = served.target, "", list[int]()
-    if scenario.encoding == "oip-http":
-        payloads, header_lengths, http_path = workload.http_payloads(
-            images, scenario.images_per_request, model, version)
-        target = served.http_target
-    else:
-        payloads = workload.request_payloads(
-            images, scenario.images_per_request, scenario.encoding, model, version)
+    """One scenario's load against ``served``, asking for ``asked``: (model, version)."""
     start_at = time.monotonic() + HANDOFF_SECONDS + options.warmup
     stop_at = start_at + options.duration
-    plans = [
-        loadgen.LoadPlan(
-            target=target, encoding=scenario.encoding, payloads=payloads,
-            http_path=http_path, header_lengths=header_lengths,
-            tls_ca=options.server.tls_ca.read_bytes() if options.server.tls_ca else None,
-            tls_server_name=options.server.tls_server_name,
-            images_per_request=scenario.images_per_request, concurrency=share,
-            start_at=start_at, stop_at=stop_at, timeout=options.request_timeout,
-            channels=options.channels_per_process)
-        for share in split(scenario.concurrency, options.client_processes)
-    ]
-    futures = [pool.submit(loadgen.drive, plan) for plan in plans]
+    futures = [pool.submit(loadgen.drive, plan)
+               for plan in _plans(scenario, served, images, asked, options, start_at)]
     _sleep_until(start_at)
     cpu_start = served.cpu_seconds()
     batches_start = _batch_totals(served)
@@ -166,14 +168,46 @@ def _run_scenario(
     )
 
 
+def _plans(scenario: Scenario, served: ServedModel | ExternalServer, images: np.ndarray,
+           asked: tuple[str, int], options: BenchOptions,
+           start_at: float) -> list[loadgen.LoadPlan]:
+    """The client processes' plans: requests for ``asked`` (model, version; version 0 lets
+    the server choose) serialised once, the concurrency split between the processes."""
+    model, version = asked
+    target, http_path, header_lengths = served.target, "", list[int]()
+    tls_ca = options.server.tls_ca if isinstance(served, ServedModel) else None
+    if scenario.encoding == "oip-http":
+        if not isinstance(served, ServedModel):
+            raise ValueError(f"{scenario.name}: external servers are sent oip scenarios only")
+        payloads, header_lengths, http_path = workload.http_payloads(
+            images, scenario.images_per_request, model, version)
+        target = served.http_target
+    else:
+        payloads = workload.request_payloads(
+            images, scenario.images_per_request, scenario.encoding, model, version)
+    return [
+        loadgen.LoadPlan(
+            target=target, encoding=scenario.encoding, payloads=payloads,
+            http_path=http_path, header_lengths=header_lengths,
+            tls_ca=tls_ca.read_bytes() if tls_ca else None,
+            tls_server_name=options.server.tls_server_name,
+            images_per_request=scenario.images_per_request, concurrency=share,
+            start_at=start_at, stop_at=start_at + options.duration,
+            timeout=options.request_timeout, channels=options.channels_per_process)
+        for share in split(scenario.concurrency, options.client_processes)
+    ]
+
+
 def split(total: int, parts: int) -> list[int]:
     """``total`` clients over at most ``parts`` processes, as evenly as possible."""
     parts = max(1, min(parts, total))
     return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
 
 
-def _batch_totals(served: ServedModel) -> tuple[float, float]:
-    """(images, model calls) the servers have batched so far."""
+def _batch_totals(served: ServedModel | ExternalServer) -> tuple[float, float]:
+    """(images, model calls) the servers have batched so far (NaN: not known)."""
+    if isinstance(served, ExternalServer):
+        return math.nan, math.nan
     return (served.metric_total("digits_batch_size_images_sum"),
             served.metric_total("digits_batch_size_images_count"))
 
@@ -251,6 +285,7 @@ def _settings(options: BenchOptions) -> dict[str, object]:
     settings["version_dir"] = str(options.version_dir)
     settings["mnist"] = str(options.mnist) if options.mnist else None
     settings["scenarios"] = [scenario.name for scenario in options.scenarios]
+    settings["external_model"] = options.external_model or options.version_dir.parent.name
     settings["server"] = {key: str(value) if isinstance(value, Path) else value
                           for key, value in settings["server"].items()}
     return settings

@@ -1,4 +1,5 @@
-"""The benchmark's scenarios: request size, concurrency, encoding and batching switch.
+"""The benchmark's scenarios: request size, concurrency, encoding, batching switch, and
+the server sent to (digits, or an external OIP v2 server: ``externals``).
 
 Encodings: ``raw`` (digits.v1, uint8 pixels), ``png`` (digits.v1, one PNG file per
 image), ``oip`` (the Open Inference Protocol v2 over gRPC, a UINT8 tensor in raw
@@ -14,22 +15,36 @@ ENCODINGS: tuple[Encoding, ...] = ("raw", "png", "oip", "oip-http")
 # Batching works the same whichever protocol a request came by: measured on and off for
 # digits.v1 only.
 BATCHING_OFF_ENCODINGS = ("raw", "png")
+DIGITS = "digits"  # the server of the scenarios the bench starts itself
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One load shape: ``concurrency`` clients each sending ``images_per_request`` images."""
+    """One load shape: ``concurrency`` clients each sending ``images_per_request`` images
+    to ``server`` (digits, or the name of an external OIP v2 server)."""
 
     images_per_request: int
     concurrency: int
     encoding: Encoding
-    batching: bool
+    batching: bool  # digits' switch; an external server batches (or not) as it is set up
+    server: str = DIGITS
+
+    @property
+    def external(self) -> bool:
+        return self.server != DIGITS
 
     @property
     def name(self) -> str:
-        switch = "on" if self.batching else "off"
-        return (f"{self.images_per_request}img-c{self.concurrency}-{self.encoding}"
-                f"-batching-{switch}")
+        shape = f"{self.images_per_request}img-c{self.concurrency}-{self.encoding}"
+        if self.external:
+            return f"{shape}@{self.server}"
+        return f"{shape}-batching-{'on' if self.batching else 'off'}"
+
+    @property
+    def label(self) -> str:
+        """The table's name for it, e.g. ``1024 img x c4 oip @kserve``."""
+        label = f"{self.images_per_request} img x c{self.concurrency} {self.encoding}"
+        return f"{label} @{self.server}" if self.external else label
 
 
 def standard_scenarios(encodings: tuple[Encoding, ...] = ENCODINGS) -> list[Scenario]:

@@ -41,6 +41,7 @@ class ServerConfig:
     batch_timeout: float | None = None
     max_queue_images: int | None = None
     inference_threads: int | None = None
+    concurrent_batches: int | None = None
     tls_cert: Path | None = None  # with tls_key: the servers speak TLS only
     tls_key: Path | None = None
     tls_ca: Path | None = None  # what the clients (and the readiness check) trust
@@ -50,7 +51,7 @@ class ServerConfig:
         """``digits serve`` flags for this configuration."""
         flags = ["--batching" if self.batching else "--no-batching"]
         for name in ("max_batch_size", "batch_timeout", "max_queue_images",
-                     "inference_threads", "tls_cert", "tls_key"):
+                     "inference_threads", "concurrent_batches", "tls_cert", "tls_key"):
             value = getattr(self, name)
             if value is not None:
                 flags += [flag(name), str(value)]
