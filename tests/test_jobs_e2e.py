@@ -84,6 +84,34 @@ def test_binary(tmp_path: Path, mnist_path: Path, implementation: str) -> None:
     assert _served_accuracy(trained.model, mnist_path, (0, 1)) >= 0.98
 
 
+@pytest.mark.parametrize("implementation", ["numpy", "keras"])
+def test_binary_run_reports_each_epoch_and_returns_the_trained_model(
+        tmp_path: Path, mnist_path: Path, implementation: str) -> None:
+    """What the notebook relies on: live figures per epoch, the model in the result."""
+    from digits.jobs import binary
+    from digits.jobs.pipeline import JobSettings
+
+    settings = JobSettings(data=mnist_path, models=tmp_path / "models",
+                           reports=tmp_path / "reports", name="mnist-binary",
+                           train_limit=1500)
+    seen: list[tuple[int, dict[str, float]]] = []
+    result = binary.run(settings, binary.Hyperparameters(implementation=implementation,
+                                                         epochs=2),
+                        on_epoch=lambda epoch, figures: seen.append((epoch, dict(figures))))
+    assert [epoch for epoch, _ in seen] == [1, 2]
+    history = json.loads((result.version_dir / HISTORY_FILENAME).read_text())
+    assert [figures["val_accuracy"] for _, figures in seen] == pytest.approx(
+        history["val_accuracy"])
+    images = keep_digits(load_mnist(mnist_path).test, (0, 1)).images[:50]
+    if implementation == "numpy":
+        in_process = result.model.predict_probability(
+            images.reshape(len(images), -1) / 255.0)
+    else:
+        in_process = result.model.predict(images / 255.0, verbose=0)[:, 0]
+    np.testing.assert_allclose(load_version(result.version_dir).predict(images)[:, 1],
+                               in_process, atol=1e-5)
+
+
 def test_multiclass_then_evaluate(tmp_path: Path, mnist_path: Path) -> None:
     trained = _train(tmp_path, mnist_path, "multiclass", "--train-limit", "3000",
                      "--epochs", "2")

@@ -83,6 +83,20 @@ def test_training_is_deterministic_for_a_seed() -> None:
     assert not np.array_equal(first.weights[0], other.weights[0])
 
 
+def test_on_epoch_sees_each_epoch_figures_as_the_history_records_them() -> None:
+    generator = np.random.default_rng(3)
+    inputs = generator.normal(size=(40, 3))
+    targets = (inputs[:, 1] > 0).astype(float)
+    seen: list[tuple[int, dict[str, float]]] = []
+    history = numpy_net.train(NumpyNetwork.initialise((3, 4, 1), seed=0), (inputs, targets),
+                              (inputs, targets), epochs=3, batch_size=8, learning_rate=0.1,
+                              seed=0, progress=False,
+                              on_epoch=lambda epoch, figures: seen.append((epoch, dict(figures))))
+    assert [epoch for epoch, _ in seen] == [1, 2, 3]
+    for key, values in history.items():
+        assert [figures[key] for _, figures in seen] == values
+
+
 @pytest.mark.parametrize("layer_sizes", [(784,), (784, 3), (10, 4, 2)])
 def test_rejects_layer_sizes_without_a_single_output(layer_sizes: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="one output unit"):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from digits.jobs import numpy_net, pipeline
+from digits.jobs.numpy_net import EpochCallback
 from digits.jobs.pipeline import JobResult, JobSettings, PreparedData, scaled
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,13 @@ class Hyperparameters:
     epochs: int = 10
 
 
-def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
-    """Train the chosen implementation on 0s and 1s, evaluate it, export it."""
+def run(settings: JobSettings, hyperparameters: Hyperparameters,
+        on_epoch: EpochCallback | None = None) -> JobResult:
+    """Train the chosen implementation on 0s and 1s, evaluate it, export it.
+
+    ``on_epoch(epoch, figures)`` is called after each epoch with its loss and accuracy
+    figures, for either implementation (the notebook draws a live loss curve with it).
+    """
     if hyperparameters.implementation not in IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, "
                          f"got {hyperparameters.implementation!r}")
@@ -42,13 +48,14 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
     pipeline.seed_everything(settings.seed)
 
     if hyperparameters.implementation == "numpy":
-        module, history = _train_numpy(prepared, hyperparameters, settings.seed)
+        model, module, history = _train_numpy(prepared, hyperparameters, settings.seed,
+                                              on_epoch)
     else:
-        module, history = _train_keras(prepared, hyperparameters)
+        model, module, history = _train_keras(prepared, hyperparameters, on_epoch)
 
     architecture = "-".join(str(units) for units in (784, *hyperparameters.hidden_units, 1))
     return pipeline.finish(
-        job, prepared, module, history,
+        job, prepared, module, history, model=model,
         description=(f"0 vs 1, {hyperparameters.implementation} network {architecture} "
                      "(ReLU hidden, sigmoid output), binary cross-entropy, mini-batch SGD"),
     )
@@ -58,8 +65,8 @@ def _flat(images: Any) -> Any:
     return scaled(images).reshape(len(images), -1)
 
 
-def _train_numpy(prepared: PreparedData, hyperparameters: Hyperparameters,
-                 seed: int) -> tuple[Any, dict[str, list[float]]]:
+def _train_numpy(prepared: PreparedData, hyperparameters: Hyperparameters, seed: int,
+                 on_epoch: EpochCallback | None) -> tuple[Any, Any, dict[str, list[float]]]:
     from digits.jobs.export import DenseStackServingModule
 
     network = numpy_net.NumpyNetwork.initialise((784, *hyperparameters.hidden_units, 1), seed)
@@ -70,11 +77,12 @@ def _train_numpy(prepared: PreparedData, hyperparameters: Hyperparameters,
         epochs=hyperparameters.epochs, batch_size=hyperparameters.batch_size,
         learning_rate=hyperparameters.learning_rate, seed=seed,
         progress=sys.stderr.isatty(),  # a bar on terminals; the epoch lines below in logs
+        on_epoch=on_epoch,
     )
     for epoch, (loss, val_accuracy) in enumerate(
             zip(history["loss"], history["val_accuracy"], strict=True), start=1):
         log.info("epoch %d: loss %.4f, validation accuracy %.4f", epoch, loss, val_accuracy)
-    return DenseStackServingModule(network.layers(), output="sigmoid"), history
+    return network, DenseStackServingModule(network.layers(), output="sigmoid"), history
 
 
 def build_keras_twin(hidden_units: tuple[int, ...]) -> Any:
@@ -90,8 +98,8 @@ def build_keras_twin(hidden_units: tuple[int, ...]) -> Any:
     return keras.Model(inputs, outputs, name="binary_dense")
 
 
-def _train_keras(prepared: PreparedData,
-                 hyperparameters: Hyperparameters) -> tuple[Any, dict[str, list[float]]]:
+def _train_keras(prepared: PreparedData, hyperparameters: Hyperparameters,
+                 on_epoch: EpochCallback | None) -> tuple[Any, Any, dict[str, list[float]]]:
     import keras
 
     from digits.jobs import keras_training
@@ -100,7 +108,11 @@ def _train_keras(prepared: PreparedData,
     model = build_keras_twin(hyperparameters.hidden_units)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=hyperparameters.learning_rate),
                   loss="binary_crossentropy", metrics=["accuracy"])
+    # Keras counts epochs from 0 and passes the same keys the NumPy history has.
+    callbacks = [] if on_epoch is None else [keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, logs))]
     history, _ = keras_training.fit(model, prepared.train, prepared.validation,
                                     epochs=hyperparameters.epochs,
-                                    batch_size=hyperparameters.batch_size, targets="binary")
-    return KerasServingModule(model, sigmoid_output=True), history
+                                    batch_size=hyperparameters.batch_size, targets="binary",
+                                    callbacks=callbacks)
+    return model, KerasServingModule(model, sigmoid_output=True), history

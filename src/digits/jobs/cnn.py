@@ -61,7 +61,7 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
         epochs=hyperparameters.epochs, batch_size=hyperparameters.batch_size)
 
     return pipeline.finish(
-        job, prepared, KerasServingModule(model, sigmoid_output=False), history,
+        job, prepared, KerasServingModule(model, sigmoid_output=False), history, model=model,
         description=(f"CNN: {len(hyperparameters.filters)} conv blocks "
                      f"{hyperparameters.filters} (BatchNorm, max-pool), dense "
                      f"{hyperparameters.dense_units} with dropout, softmax; random shifts "

@@ -46,7 +46,7 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
         epochs=hyperparameters.epochs, batch_size=hyperparameters.batch_size)
 
     return pipeline.finish(
-        job, prepared, KerasServingModule(model, sigmoid_output=False), history,
+        job, prepared, KerasServingModule(model, sigmoid_output=False), history, model=model,
         description=(f"dense network {'-'.join(map(str, hyperparameters.hidden_units))} "
                      "(ReLU, dropout), softmax over 10 digits, Adam"),
         extra_metrics={"fit_seconds": round(fit_seconds, 1)},

@@ -5,13 +5,15 @@ micrograd; tests check the backward pass against numerical gradients.
 """
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
 Layer = tuple[np.ndarray, np.ndarray]
+# Called after each epoch with its number (from 1) and that epoch's history figures.
+EpochCallback = Callable[[int, Mapping[str, float]], None]
 
 
 @dataclass
@@ -105,11 +107,13 @@ def train(
     learning_rate: float,
     seed: int,
     progress: bool = True,
+    on_epoch: EpochCallback | None = None,
 ) -> dict[str, list[float]]:
     """Mini-batch SGD over shuffled batches; returns per-epoch loss and accuracy curves.
 
     The curves use Keras's keys (loss, accuracy, val_loss, val_accuracy) so the same
-    report code plots either network.
+    report code plots either network. ``on_epoch`` sees each epoch's figures as they
+    come (the notebook draws a live loss curve with it).
     """
     if epochs < 1 or batch_size < 1 or learning_rate <= 0:
         raise ValueError("epochs and batch_size must be >= 1 and learning_rate > 0")
@@ -121,7 +125,7 @@ def train(
     batches_per_epoch = -(-len(targets) // batch_size)
     with tqdm(total=epochs * batches_per_epoch, unit="batch", disable=not progress,
               desc="numpy sgd") as bar:
-        for _ in range(epochs):
+        for epoch in range(1, epochs + 1):
             order = generator.permutation(len(targets))
             for start in range(0, len(order), batch_size):
                 batch = order[start:start + batch_size]
@@ -141,4 +145,6 @@ def train(
                 history[key].append(value)
             bar.set_postfix(loss=f"{figures['loss']:.4f}",
                             val_accuracy=f"{figures['val_accuracy']:.4f}")
+            if on_epoch is not None:
+                on_epoch(epoch, figures)
     return history

@@ -86,6 +86,9 @@ class JobResult:
     report_dir: Path
     test_scores: Scores
     train_seconds: float
+    # The trained model itself (a NumpyNetwork or a Keras model), for callers that keep
+    # working with it in-process, like the notebook.
+    model: Any
 
 
 def start(experiment: str, settings: JobSettings, hyperparameters: Any) -> Run:
@@ -182,6 +185,7 @@ def finish(
     module: Any,
     history: Mapping[str, Sequence[float]],
     *,
+    model: Any,
     description: str,
     extra_metrics: Mapping[str, Any] | None = None,
 ) -> JobResult:
@@ -229,7 +233,7 @@ def finish(
     log.info("%s: test accuracy %.4f (%d images), %.0f s; exported %s; reports in %s",
              run.experiment, test_scores.accuracy, len(test_scores.labels), train_seconds,
              version_dir, run.report_dir)
-    return JobResult(version_dir, run.report_dir, test_scores, train_seconds)
+    return JobResult(version_dir, run.report_dir, test_scores, train_seconds, model)
 
 
 def existing_valid_version(models: Path, name: str) -> Path | None:

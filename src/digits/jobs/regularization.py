@@ -90,7 +90,7 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
                                          best_run.seed))
     return pipeline.finish(
         job, exported_data, KerasServingModule(best_run.model, sigmoid_output=False),
-        best_run.history,
+        best_run.history, model=best_run.model,
         description=(f"regularisation study winner: {best_variant} (seed {best_run.seed}), "
                      f"dense {'-'.join(map(str, hyperparameters.hidden_units))}, trained on "
                      f"{len(exported_data.train)} images"),
