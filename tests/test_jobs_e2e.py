@@ -19,7 +19,10 @@ from digits.cli import main
 from digits.jobs import reports
 from digits.jobs.data import keep_digits, load_mnist
 from digits.jobs.pipeline import HISTORY_FILENAME
+from digits.modelstore import golden
 from digits.modelstore.saved_model import LoadedModel, load_version
+from digits.service.models import gate
+from digits.service.settings import VolumeSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -71,6 +74,16 @@ def _assert_reports_and_card(trained: Trained, experiment: str, name: str) -> No
     assert config["hyperparameters"]["epochs"] > 0 and config["experiment"] == experiment
     assert set(card.framework_versions) >= {"tensorflow", "numpy", "python"}
     assert HISTORY_FILENAME in card.file_sha256
+    # The golden set the service's quality gate uses: listed in the card, a sample of the
+    # test set, and a version passes it against its own card.
+    assert golden.GOLDEN_FILENAME in card.file_sha256
+    golden_set = golden.read(trained.version_dir / golden.GOLDEN_FILENAME, len(card.labels))
+    assert len(golden_set) == min(1000, int(card.test_metrics["examples"]))
+    settings = VolumeSettings()
+    verdict = gate.evaluate(trained.model, golden_set, None, gate.Thresholds(
+        settings.gate_tolerance, settings.gate_margin, settings.gate_min_accuracy))
+    assert verdict.passed and verdict.accuracy is not None, verdict.reason
+    assert abs(verdict.accuracy - card.test_metrics["accuracy"]) < 0.05
 
 
 @pytest.mark.parametrize("implementation", ["numpy", "keras"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from digits.modelstore.saved_model import LoadedModel
-from digits.service.domain import VersionState
+from digits.service.domain import GateResult, VersionState
 from digits.service.errors import InvalidInput, ModelNotFound, ModelUnavailable
 from digits.service.models.registry import ModelRegistry, ModelVersion, RegistryListener
 from digits.v1.model_card_pb2 import ModelCard
@@ -198,3 +198,59 @@ async def test_removing_the_last_version_makes_the_model_unready(
     await registry.remove("mnist", 1)
     assert not registry.serving and registry.readiness() == {"mnist": False}
     await registry.close()
+
+
+REJECTED = GateResult(False, "golden accuracy 0.1000 on 500 images is below the minimum 0.5",
+                      accuracy=0.1, examples=500)
+PASSED = GateResult(True, "passed: golden accuracy 0.9800", accuracy=0.98, examples=500)
+
+
+async def test_a_rejected_version_serves_only_requests_that_pin_it(
+        registry: ModelRegistry, log: list[tuple[str, ...]]) -> None:
+    await load(registry, "mnist", 1)
+    await registry.loading("mnist", 2)
+    await registry.loaded("mnist", 2, model("bad"), "bad", REJECTED)
+    assert ("first", "load", "mnist/2") in log  # prepared like any version: it can be pinned
+    assert states(registry) == {2: VersionState.REJECTED, 1: VersionState.AVAILABLE}
+    with registry.acquire("mnist") as version:
+        assert version.version == 1
+    with registry.acquire("mnist", 2) as version:
+        assert version.model is not None and version.predictor is not None
+    status = registry.status("mnist")
+    assert status.default_version == 1
+    rejected = status.versions[0]
+    assert rejected.error == REJECTED.reason and rejected.gate == REJECTED
+    assert registry.loaded_versions("mnist") == [1]  # the default candidates
+    assert set(registry.sources("mnist")) == {1, 2}  # the watcher does not load it again
+    assert registry.default_model("mnist") is not None
+    await registry.loaded("mnist", 3, model("good"), "good", PASSED)
+    with registry.acquire("mnist") as version:
+        assert version.version == 3 and version.gate == PASSED
+
+
+async def test_a_model_whose_every_version_is_rejected_names_them_to_unpinned_requests(
+        registry: ModelRegistry) -> None:
+    await registry.loaded("mnist", 1, model("bad"), "bad", REJECTED)
+    await registry.failed("mnist", 2, "broken card")
+    with pytest.raises(ModelUnavailable, match=r"every loaded version failed the quality "
+                       r"gate \(rejected: 1\) \(failed versions: 2\); pin one"):
+        registry.acquire("mnist").__enter__()
+    assert registry.readiness() == {"mnist": False} and not registry.serving
+    assert registry.default_model("mnist") is None
+    with registry.acquire("mnist", 1) as version:
+        assert version.version == 1
+    with pytest.raises(ModelNotFound, match="loaded versions: 1 "):
+        registry.acquire("mnist", 2).__enter__()
+
+
+async def test_a_rejected_version_is_replaced_and_removed_like_any_loaded_one(
+        registry: ModelRegistry, log: list[tuple[str, ...]]) -> None:
+    await registry.loaded("mnist", 1, model("bad"), "bad", REJECTED)
+    await registry.loading("mnist", 1)  # a republished copy: the loaded one stays meanwhile
+    assert states(registry) == {1: VersionState.REJECTED}
+    await registry.loaded("mnist", 1, model("fixed"), "fixed", PASSED)
+    assert states(registry) == {1: VersionState.AVAILABLE}
+    await registry.remove("mnist", 1)
+    await registry.close()
+    assert [entry for entry in log if entry[1] == "unload"][:2] == [
+        ("first", "unload", "mnist/1"), ("second", "unload", "mnist/1")]

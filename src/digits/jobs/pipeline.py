@@ -20,7 +20,7 @@ import numpy as np
 
 from digits.jobs import data
 from digits.jobs.scoring import Scores, score
-from digits.modelstore import volume
+from digits.modelstore import golden, volume
 from digits.modelstore.names import validate_model_name
 from digits.v1.model_card_pb2 import ModelCard
 
@@ -223,9 +223,14 @@ def finish(
                               "examples": float(len(test_scores.labels))})
     history_json = json.dumps({key: list(map(float, values))
                                for key, values in history.items()}, indent=1)
+    # The service's quality gate checks the version against this sample of the very test
+    # set the card's accuracy was measured on.
+    golden_set = golden.encode(*golden.sample(prepared.test.images, prepared.test.labels,
+                                              seed=run.settings.seed))
     try:
         version_dir = export_model(module, run.settings.models, run.settings.name, card,
-                                   extra_files={HISTORY_FILENAME: history_json.encode()})
+                                   extra_files={HISTORY_FILENAME: history_json.encode(),
+                                                golden.GOLDEN_FILENAME: golden_set})
     except volume.ModelVolumeError as error:
         raise JobError(str(error)) from error
     metrics["version_dir"] = str(version_dir)

@@ -69,6 +69,21 @@ class VersionState(enum.Enum):
     AVAILABLE = "available"
     UNLOADING = "unloading"
     FAILED = "failed"
+    # Loaded, but failed the quality gate: served only to requests that pin it.
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Whether a version passed the quality gate, why, and the figures that decided it."""
+
+    passed: bool
+    reason: str
+    accuracy: float | None = None  # on the golden set; None when there was none
+    examples: int = 0
+    seconds: float = 0.0  # evaluating the version (and the default) on the golden set
+    golden_source: str = ""
+    default_accuracy: float | None = None  # the default version's, on the same images
 
 
 @dataclass(frozen=True)
@@ -77,8 +92,9 @@ class VersionStatus:
 
     version: int
     state: VersionState
-    error: str = ""
+    error: str = ""  # why it failed to load, or why the gate rejected it
     card: ModelCard | None = None
+    gate: GateResult | None = None
 
 
 @dataclass(frozen=True)

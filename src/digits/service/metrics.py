@@ -52,6 +52,13 @@ class ServiceMetrics:
         self.inference_duration = Histogram(
             "digits_inference_duration_seconds", "Model call duration per batch, by model.",
             ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self._declare_lifecycle(r)
+        # process_open_fds, process_max_fds, process_resident_memory_bytes, ...: how
+        # close the service is to its open-files limit, and its memory.
+        ProcessCollector(registry=r)
+
+    def _declare_lifecycle(self, r: CollectorRegistry) -> None:
+        """The metrics of model versions coming and going: loads, the gate, scans."""
         self.loaded_versions = Gauge(
             "digits_model_versions_loaded", "Versions loaded and serving, by model.",
             ["model"], registry=r)
@@ -65,6 +72,15 @@ class ServiceMetrics:
         self.load_failures = Counter(
             "digits_model_load_failures",
             "Model versions that failed validation or loading.", registry=r)
+        self.gate_results = Counter(
+            "digits_model_gate_results",
+            "Loaded versions judged by the quality gate, by model and result: passed, "
+            "rejected (served only when pinned), ungated (no golden set).",
+            ["model", "result"], registry=r)
+        self.gate_duration = Histogram(
+            "digits_model_gate_duration_seconds",
+            "Time to classify the golden set with a new version and the default one.",
+            buckets=LOAD_BUCKETS, registry=r)
         self.reload_duration = Histogram(
             "digits_model_reload_duration_seconds",
             "Time of one scan of the models directory, loads and unloads included.",
@@ -74,9 +90,6 @@ class ServiceMetrics:
             "Scans of the models directory that failed, by reason: unreadable, "
             "out_of_descriptors (the open-files limit), error (a bug).",
             ["reason"], registry=r)
-        # process_open_fds, process_max_fds, process_resident_memory_bytes, ...: how
-        # close the service is to its open-files limit, and its memory.
-        ProcessCollector(registry=r)
 
     def batching(self, model: str) -> "BatchMetrics":
         """The batching metrics of one model, bound to its label."""

@@ -45,6 +45,7 @@ class _Group:
 POSITIVE = ("positive", lambda value: value > 0)
 NON_NEGATIVE = ("0 or more seconds", lambda value: value >= 0)
 PORT = ("0..65535", lambda value: 0 <= value <= 65535)
+FRACTION = ("from 0 to 1", lambda value: 0 <= value <= 1)
 
 
 @dataclass(frozen=True)
@@ -133,9 +134,19 @@ class VolumeSettings(_Group):
     max_versions: int = field(default=3, metadata=_setting(
         "Newest valid versions kept loaded per model (older ones are unloaded); "
         "a request may pin any of them."))
+    gate_tolerance: float = field(default=0.02, metadata=_setting(
+        "How far below the accuracy its card claims a version may score on the golden "
+        "set (beyond 3 standard errors of the sample) and still take traffic."))
+    gate_margin: float = field(default=0.01, metadata=_setting(
+        "How far below the current default version's golden accuracy a new version may "
+        "score and still take traffic."))
+    gate_min_accuracy: float = field(default=0.5, metadata=_setting(
+        "Golden accuracy below which no version takes traffic, whatever its card claims."))
 
     def problems(self) -> list[str]:
-        problems = _check(self, {"poll_interval": POSITIVE, "max_versions": POSITIVE})
+        problems = _check(self, {"poll_interval": POSITIVE, "max_versions": POSITIVE,
+                                 "gate_tolerance": FRACTION, "gate_margin": FRACTION,
+                                 "gate_min_accuracy": FRACTION})
         try:
             validate_model_name(self.default_model)
         except InvalidModelName as error:

@@ -254,6 +254,8 @@ class ModelVersionStatus(_message.Message):
         AVAILABLE: ModelVersionStatus._State.ValueType  # 2
         UNLOADING: ModelVersionStatus._State.ValueType  # 3
         FAILED: ModelVersionStatus._State.ValueType  # 4
+        REJECTED: ModelVersionStatus._State.ValueType  # 5
+        """Loaded, but failed the quality gate: served only to requests that pin it."""
 
     class State(_State, metaclass=_StateEnumTypeWrapper): ...
     STATE_UNSPECIFIED: ModelVersionStatus.State.ValueType  # 0
@@ -261,17 +263,24 @@ class ModelVersionStatus(_message.Message):
     AVAILABLE: ModelVersionStatus.State.ValueType  # 2
     UNLOADING: ModelVersionStatus.State.ValueType  # 3
     FAILED: ModelVersionStatus.State.ValueType  # 4
+    REJECTED: ModelVersionStatus.State.ValueType  # 5
+    """Loaded, but failed the quality gate: served only to requests that pin it."""
 
     VERSION_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     CARD_FIELD_NUMBER: _builtins.int
+    GATE_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     state: Global___ModelVersionStatus.State.ValueType
     error: _builtins.str
-    """Why loading failed, when state is FAILED."""
+    """Why loading failed (FAILED), or why the quality gate rejected it (REJECTED)."""
     @_builtins.property
     def card(self) -> _model_card_pb2.ModelCard: ...
+    @_builtins.property
+    def gate(self) -> Global___GateResult:
+        """The quality gate's verdict, once the version has loaded."""
+
     def __init__(
         self,
         *,
@@ -279,14 +288,66 @@ class ModelVersionStatus(_message.Message):
         state: Global___ModelVersionStatus.State.ValueType = ...,
         error: _builtins.str = ...,
         card: _model_card_pb2.ModelCard | None = ...,
+        gate: Global___GateResult | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "gate", b"gate"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "error", b"error", "state", b"state", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "error", b"error", "gate", b"gate", "state", b"state", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelVersionStatus: _TypeAlias = ModelVersionStatus  # noqa: Y015
+
+@_typing.final
+class GateResult(_message.Message):
+    """How a loaded version fared on its golden set (labelled sample images)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PASSED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ACCURACY_FIELD_NUMBER: _builtins.int
+    EXAMPLES_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
+    GOLDEN_SOURCE_FIELD_NUMBER: _builtins.int
+    DEFAULT_ACCURACY_FIELD_NUMBER: _builtins.int
+    passed: _builtins.bool
+    reason: _builtins.str
+    """Why it passed or failed, with the figures."""
+    accuracy: _builtins.float
+    """On the golden set; absent when there was none (the version was not gated)."""
+    examples: _builtins.int
+    seconds: _builtins.float
+    """Time to classify the golden set with the version and the default one."""
+    golden_source: _builtins.str
+    """The golden set's file."""
+    default_accuracy: _builtins.float
+    """The default version's accuracy on the same images, when there was one."""
+    def __init__(
+        self,
+        *,
+        passed: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        accuracy: _builtins.float | None = ...,
+        examples: _builtins.int = ...,
+        seconds: _builtins.float = ...,
+        golden_source: _builtins.str = ...,
+        default_accuracy: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_accuracy", b"_accuracy", "_default_accuracy", b"_default_accuracy", "accuracy", b"accuracy", "default_accuracy", b"default_accuracy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_accuracy", b"_accuracy", "_default_accuracy", b"_default_accuracy", "accuracy", b"accuracy", "default_accuracy", b"default_accuracy", "examples", b"examples", "golden_source", b"golden_source", "passed", b"passed", "reason", b"reason", "seconds", b"seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__accuracy: _TypeAlias = _typing.Literal["accuracy"]  # noqa: Y015
+    _WhichOneofArgType__accuracy: _TypeAlias = _typing.Literal["_accuracy", b"_accuracy"]  # noqa: Y015
+    _WhichOneofReturnType__default_accuracy: _TypeAlias = _typing.Literal["default_accuracy"]  # noqa: Y015
+    _WhichOneofArgType__default_accuracy: _TypeAlias = _typing.Literal["_default_accuracy", b"_default_accuracy"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__accuracy) -> _WhichOneofReturnType__accuracy | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__default_accuracy) -> _WhichOneofReturnType__default_accuracy | None: ...
+
+Global___GateResult: _TypeAlias = GateResult  # noqa: Y015
 
 @_typing.final
 class ModelStatus(_message.Message):

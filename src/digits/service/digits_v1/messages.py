@@ -67,6 +67,12 @@ def model_status(status: ModelStatus) -> classifier_pb2.ModelStatus:
             version=version.version, state=_STATES[version.state], error=version.error)
         if version.card is not None:
             entry.card.CopyFrom(version.card)
+        if version.gate is not None:
+            gate = version.gate
+            entry.gate.CopyFrom(classifier_pb2.GateResult(
+                passed=gate.passed, reason=gate.reason, accuracy=gate.accuracy,
+                examples=gate.examples, seconds=gate.seconds,
+                golden_source=gate.golden_source, default_accuracy=gate.default_accuracy))
     if status.default_card is not None:
         message.input.CopyFrom(status.default_card.input)
         message.output.CopyFrom(status.default_card.output)

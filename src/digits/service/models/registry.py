@@ -14,7 +14,7 @@ from collections.abc import Hashable, Iterator, Sequence
 
 from digits.modelstore.names import InvalidModelName, validate_model_name
 from digits.modelstore.saved_model import LoadedModel
-from digits.service.domain import ModelStatus, VersionState
+from digits.service.domain import GateResult, ModelStatus, VersionState
 from digits.service.errors import InvalidInput, ModelNotFound, ModelUnavailable, echo
 from digits.service.models.versions import ModelVersion, ModelVersions
 
@@ -52,22 +52,26 @@ class ModelRegistry:
         """A version has started loading (a loaded one being replaced keeps serving)."""
         model = self._model(name)
         current = model.versions.get(number)
-        if current is None or current.state is not VersionState.AVAILABLE:
+        if current is None or not current.loaded:
             model.versions[number] = ModelVersion(name, number, VersionState.LOADING)
             await self._changed()
 
     async def loaded(self, name: str, number: int, loaded: LoadedModel,
-                     source: Hashable) -> None:
+                     source: Hashable, gate: GateResult | None = None) -> None:
         """A version has loaded: listeners prepare it, then it takes traffic (replacing a
-        loaded copy of the same number, which retires)."""
+        loaded copy of the same number, which retires). Failing the ``gate``, it is
+        REJECTED: never the default, served only to requests that pin it."""
         model = self._model(name)
-        record = ModelVersion(name, number, VersionState.LOADING, loaded, source)
+        record = ModelVersion(name, number, VersionState.LOADING, loaded, source, gate=gate)
         for listener in self._listeners:
             await listener.on_load(record)
         previous = model.versions.get(number)
-        record.state = VersionState.AVAILABLE
+        if gate is None or gate.passed:
+            record.state = VersionState.AVAILABLE
+        else:
+            record.state, record.error = VersionState.REJECTED, gate.reason
         model.versions[number] = record
-        if previous is not None and previous.state is VersionState.AVAILABLE:
+        if previous is not None and previous.loaded:
             self._retire(model, previous)
         await self._changed()
 
@@ -75,7 +79,7 @@ class ModelRegistry:
         """A version could not load; a loaded copy of the same number keeps serving."""
         model = self._model(name)
         current = model.versions.get(number)
-        if current is None or current.state is not VersionState.AVAILABLE:
+        if current is None or not current.loaded:
             model.versions[number] = ModelVersion(name, number, VersionState.FAILED,
                                                   error=error)
             await self._changed()
@@ -86,7 +90,7 @@ class ModelRegistry:
         record = model.versions.pop(number, None)
         if record is None:
             return
-        if record.state is VersionState.AVAILABLE:
+        if record.loaded:
             self._retire(model, record)
         await self._changed()
 
@@ -99,7 +103,7 @@ class ModelRegistry:
         for model in self._models.values():
             for number, record in list(model.versions.items()):
                 del model.versions[number]
-                if record.state is VersionState.AVAILABLE:
+                if record.loaded:
                     self._retire(model, record)
         if self._unloads:
             await asyncio.gather(*self._unloads, return_exceptions=True)
@@ -110,7 +114,8 @@ class ModelRegistry:
     def acquire(self, name: str, version: int = 0) -> Iterator[ModelVersion]:
         """The version to serve a request; it stays loaded until the block exits.
 
-        ``version`` 0 means the newest loaded one. Raises InvalidInput, ModelNotFound or
+        ``version`` 0 means the default: the newest loaded version that passed the gate.
+        A pinned version may be a rejected one. Raises InvalidInput, ModelNotFound or
         ModelUnavailable with the fix.
         """
         record = self._route(name, version)
@@ -127,20 +132,18 @@ class ModelRegistry:
         if version < 0:
             raise InvalidInput(f"version: {version} is not a version; send 0 for the newest "
                                "or a positive version number")
-        available = model.available()
-        if not available:
-            failed = sorted(n for n, r in model.versions.items()
-                            if r.state is VersionState.FAILED)
-            note = f" (failed versions: {', '.join(map(str, failed))})" if failed else ""
-            raise ModelUnavailable(f"model {model.name!r} has no loaded version yet{note}; "
-                                   "retry once a version has loaded")
-        if version == 0:
-            return available[max(available)]
-        if version not in available:
-            raise ModelNotFound(
-                f"version: model {model.name!r} has no version {version} loaded; loaded "
-                f"versions: {', '.join(map(str, sorted(available)))} (send 0 for the newest)")
-        return available[version]
+        pinnable = model.pinnable()
+        if version:
+            if version not in pinnable:
+                raise ModelNotFound(
+                    f"version: model {model.name!r} has no version {version} loaded; loaded "
+                    f"versions: {', '.join(map(str, sorted(pinnable))) or 'none'} (send 0 "
+                    "for the default)")
+            return pinnable[version]
+        default = model.default
+        if default is None:
+            raise ModelUnavailable(_why_no_default(model))
+        return default
 
     def _known_model(self, name: str) -> ModelVersions:
         """The model a request names, the name validated before it is used anywhere."""
@@ -181,9 +184,16 @@ class ModelRegistry:
         return sorted(model.available()) if model else []
 
     def sources(self, name: str) -> dict[int, Hashable]:
-        """The source of each loaded version of ``name`` (what the watcher compares)."""
+        """The source of each loaded version of ``name``, rejected ones included (what
+        the watcher compares)."""
         model = self._models.get(name)
-        return {n: r.source for n, r in model.available().items()} if model else {}
+        return {n: r.source for n, r in model.pinnable().items()} if model else {}
+
+    def default_model(self, name: str) -> LoadedModel | None:
+        """The model of ``name``'s default version (what a new version is gated against)."""
+        model = self._models.get(name)
+        default = model.default if model else None
+        return default.model if default else None
 
     def status(self, name: str) -> ModelStatus:
         """Versions and states of one model, newest first; raises like ``acquire``."""
@@ -236,3 +246,15 @@ class ModelRegistry:
     async def _changed(self) -> None:
         for listener in self._listeners:
             await listener.on_change(self)
+
+
+def _why_no_default(model: ModelVersions) -> str:
+    """Why a model has no default version, and what to do, for the error message."""
+    rejected = sorted(n for n, r in model.versions.items() if r.state is VersionState.REJECTED)
+    failed = sorted(n for n, r in model.versions.items() if r.state is VersionState.FAILED)
+    note = f" (failed versions: {', '.join(map(str, failed))})" if failed else ""
+    if rejected:
+        return (f"model {model.name!r}: every loaded version failed the quality gate "
+                f"(rejected: {', '.join(map(str, rejected))}){note}; pin one to debug it, "
+                "or publish a better version")
+    return f"model {model.name!r} has no loaded version yet{note}; retry once a version has loaded"

@@ -2,9 +2,11 @@
 
 Every ``poll_interval`` seconds it lists ``<models>/<name>/<version>/`` and, off the event
 loop, validates and loads new versions with ``modelstore.saved_model.load_version``
-(card, sha256 of every file, serving signature) plus one warm-up call. The newest
-``max_versions`` valid versions of each model stay loaded; older ones and those removed
-from disk are retired. A version that fails is logged, counted and remembered (it is
+(card, sha256 of every file, serving signature) plus one warm-up call, then judges it
+with the quality gate (``gate``: the golden set against the card's claim and the current
+default). The newest ``max_versions`` valid versions of each model stay loaded, rejected
+ones included (a request may pin them); older ones and those removed from disk are
+retired. A version that fails is logged, counted and remembered (it is
 retried only if its card changes), and disturbs nothing. The watcher tells the registry
 what happened; the registry never calls back.
 """
@@ -23,8 +25,11 @@ import numpy as np
 from digits.api import IMAGE_SIZE
 from digits.modelstore import volume
 from digits.modelstore.card import CARD_FILENAME
+from digits.modelstore.golden import InvalidGoldenSet
 from digits.modelstore.saved_model import LoadedModel, load_version
+from digits.service.domain import GateResult
 from digits.service.metrics import ServiceMetrics
+from digits.service.models import gate
 from digits.service.models.registry import ModelRegistry
 from digits.service.settings import VolumeSettings
 
@@ -44,6 +49,8 @@ class VolumeWatcher:
         self._root = Path(settings.models)
         self._poll_interval = settings.poll_interval
         self._max_versions = settings.max_versions
+        self._thresholds = gate.Thresholds(settings.gate_tolerance, settings.gate_margin,
+                                           settings.gate_min_accuracy)
         self._registry = registry
         self._metrics = metrics
         self._loader = loader
@@ -131,6 +138,19 @@ class VolumeWatcher:
                 log.info("unloading %s version %d (%s)", name, number, reason)
                 await self._registry.remove(name, number)
 
+    def _record_gate(self, name: str, number: int, judged: GateResult) -> None:
+        result = ("ungated" if judged.accuracy is None and judged.passed
+                  else "passed" if judged.passed else "rejected")
+        self._metrics.gate_results.labels(model=name, result=result).inc()
+        if judged.examples:
+            self._metrics.gate_duration.observe(judged.seconds)
+        if judged.passed:
+            log.info("%s version %d: quality gate %s (%.3f s)", name, number, judged.reason,
+                     judged.seconds)
+        else:
+            log.warning("%s version %d REJECTED by the quality gate: %s; it serves only "
+                        "requests that pin it", name, number, judged.reason)
+
     async def _load(self, name: str, number: int, fingerprint: Fingerprint) -> bool:
         """Validate, load and warm up one version off the event loop; tell the registry."""
         path = self._root / name / str(number)
@@ -140,7 +160,11 @@ class VolumeWatcher:
         try:
             loaded = await loop.run_in_executor(
                 self._executor, load_and_warm_up, self._loader, path)
-            await self._registry.loaded(name, number, loaded, fingerprint)
+            judged = await loop.run_in_executor(
+                self._executor, judge, loaded, path, self._registry.default_model(name),
+                self._thresholds)
+            self._record_gate(name, number, judged)
+            await self._registry.loaded(name, number, loaded, fingerprint, judged)
         except Exception as error:  # any failure of a version must leave the rest serving
             self._metrics.load_failures.inc()
             if out_of_descriptors(error):  # not the version's fault: try again next scan
@@ -181,6 +205,17 @@ def load_and_warm_up(loader: Loader, path: Path) -> LoadedModel:
                          f"(finite: {np.isfinite(probabilities).all()}), expected "
                          f"[1, {len(loaded.labels)}] finite probabilities")
     return loaded
+
+
+def judge(loaded: LoadedModel, path: Path, default: LoadedModel | None,
+          thresholds: gate.Thresholds) -> GateResult:
+    """In the loader thread: the quality gate's verdict on a loaded version (an unusable
+    golden set rejects it, naming the file and the fix)."""
+    try:
+        golden_set = gate.find_golden_set(path, len(loaded.labels))
+    except InvalidGoldenSet as error:
+        return GateResult(False, f"the golden set cannot be used: {error}")
+    return gate.evaluate(loaded, golden_set, default, thresholds)
 
 
 def read_volume(root: Path) -> dict[str, dict[int, Fingerprint]]:

@@ -23,7 +23,11 @@ _INPUTS_HELP = (f"send one input: '{PIXELS}' (DT_UINT8 [N, 28, 28]) or '{IMAGES}
 _STATES = {VersionState.LOADING: get_model_status_pb2.ModelVersionStatus.LOADING,
            VersionState.AVAILABLE: get_model_status_pb2.ModelVersionStatus.AVAILABLE,
            VersionState.UNLOADING: get_model_status_pb2.ModelVersionStatus.UNLOADING,
-           VersionState.FAILED: get_model_status_pb2.ModelVersionStatus.END}
+           VersionState.FAILED: get_model_status_pb2.ModelVersionStatus.END,
+           # Loaded and reachable by pinning it; the status's error says why it is no
+           # default.
+           VersionState.REJECTED: get_model_status_pb2.ModelVersionStatus.AVAILABLE}
+_FAILED_PRECONDITION = 9
 
 
 def spec_version(spec: model_pb2.ModelSpec, field: str = "model_spec") -> int:
@@ -111,6 +115,9 @@ def model_status(status: ModelStatus, version: int) -> get_model_status_pb2.GetM
         if entry.state is VersionState.FAILED:
             added.status.error_code = 2  # UNKNOWN, as TensorFlow Serving reports failures
             added.status.error_message = entry.error
+        elif entry.state is VersionState.REJECTED:
+            added.status.error_code = _FAILED_PRECONDITION
+            added.status.error_message = f"rejected by the quality gate: {entry.error}"
     if version and not response.model_version_status:
         raise ModelNotFound(f"model_spec.version: model {status.name!r} has no version "
                             f"{version}")
