@@ -3,8 +3,6 @@ and takes traffic; a sabotaged one (its weights zeroed, its card claiming the go
 accuracy) is rejected, and under steady load no unpinned request reaches it, while a
 pinned one does."""
 
-import asyncio
-import time
 from pathlib import Path
 
 import grpc
@@ -16,13 +14,13 @@ from digits.modelstore import golden
 from digits.v1 import classifier_pb2
 from digits.v1.model_card_pb2 import ModelCard
 
+from support.load import Load
 from support.models import LABELS
 from support.polling import wait_for
 from support.prometheus import sample_value
 from support.servers import loopback_settings, running_server, wait_available
 
 GOLDEN = 500
-LOAD_SECONDS = 20.0  # bound on the steady load, whatever happens
 Weights = tuple[np.ndarray, np.ndarray]
 
 
@@ -71,19 +69,7 @@ async def test_a_sabotaged_version_is_rejected_and_never_reached_unpinned(
     images = mnist["x_test"][GOLDEN:GOLDEN + 64]
     async with running_server(loopback_settings(models_root)) as running:
         await wait_available(running, "mnist", [1])
-        answered: list[int] = []
-        failures: list[BaseException] = []
-        stop = asyncio.Event()
-
-        async def steady_load() -> None:
-            give_up = time.monotonic() + LOAD_SECONDS
-            while not stop.is_set() and time.monotonic() < give_up:
-                try:
-                    answered.append(int((await running.classify(images)).version))
-                except Exception as error:  # counted, and the test fails on it
-                    failures.append(error)
-
-        load = asyncio.create_task(steady_load())
+        load = Load(running, {1: weights, 3: weights})  # softmax(x @ W + b), checked
         zeroed = (np.zeros_like(weights[0]), np.zeros_like(weights[1]))
         export(models_root, zeroed, accuracy, mnist)  # claims the good one's accuracy
 
@@ -93,13 +79,12 @@ async def test_a_sabotaged_version_is_rejected_and_never_reached_unpinned(
                        for v in status.versions)
 
         await wait_for(rejected, "version 2 REJECTED")
-        before = len(answered)
-        await wait_for(lambda: _more(answered, before + 50), "50 more requests")
-        stop.set()
-        await load
+        await load.until(50)
+        await load.stop()
 
-        assert not failures, failures[:3]
-        assert set(answered) == {1}, "an unpinned request reached the rejected version"
+        assert not load.failures, load.failures[:3]
+        assert all(seen == {1} for seen in load.versions_seen), (
+            "an unpinned request reached the rejected version")
         pinned = await running.classify(images, version=2)
         assert pinned.version == 2  # reachable by pinning it, for debugging
 
@@ -130,11 +115,6 @@ async def test_a_sabotaged_version_is_rejected_and_never_reached_unpinned(
         export(models_root, weights, accuracy, mnist)
         await wait_available(running, "mnist", [1, 3])
         assert (await running.classify(images)).version == 3
-
-
-async def _more(answered: list[int], count: int) -> bool:
-    await asyncio.sleep(0.05)
-    return len(answered) >= count
 
 
 async def test_an_unusable_golden_set_rejects_the_version_naming_the_file(

@@ -254,3 +254,51 @@ async def test_a_rejected_version_is_replaced_and_removed_like_any_loaded_one(
     await registry.close()
     assert [entry for entry in log if entry[1] == "unload"][:2] == [
         ("first", "unload", "mnist/1"), ("second", "unload", "mnist/1")]
+
+
+async def test_stable_takes_unpinned_requests_and_labels_route_by_name(
+        registry: ModelRegistry) -> None:
+    for number in (1, 2, 3):
+        await load(registry, "mnist", number)
+    await registry.set_labels("mnist", {"stable": 2, "canary": 3})
+    with registry.acquire("mnist") as version:
+        assert version.version == 2  # not the newest: stable
+    with registry.acquire("mnist", label="canary") as version:
+        assert version.version == 3
+    assert registry.default_version("mnist") == 2
+    status = registry.status("mnist")
+    assert (status.default_version, status.labels, status.pending_labels) == (
+        2, {"stable": 2, "canary": 3}, {})
+    with pytest.raises(InvalidInput, match="both are set"):
+        registry.acquire("mnist", 1, "stable").__enter__()
+    with pytest.raises(InvalidInput, match="invalid version label"):
+        registry.acquire("mnist", label="Not A Label").__enter__()
+    with pytest.raises(ModelNotFound, match="has no label 'beta'; its labels: canary, stable"):
+        registry.acquire("mnist", label="beta").__enter__()
+    await registry.set_labels("mnist", {})
+    with registry.acquire("mnist") as version:
+        assert version.version == 3  # no stable: the newest again
+    assert registry.labelled_versions("mnist") == set()
+
+
+async def test_a_label_moves_only_onto_a_version_that_loaded_and_passed(
+        registry: ModelRegistry) -> None:
+    await load(registry, "mnist", 1)
+    await registry.set_labels("mnist", {"stable": 1})
+    await registry.set_labels("mnist", {"stable": 2})  # not loaded yet
+    with registry.acquire("mnist", label="stable") as version:
+        assert version.version == 1  # keeps its old version meanwhile
+    assert registry.status("mnist").pending_labels == {"stable": 2}
+    assert registry.labelled_versions("mnist") == {1, 2}  # the watcher keeps both
+    await registry.loading("mnist", 2)
+    await registry.loaded("mnist", 2, model("bad"), "bad", REJECTED)
+    with registry.acquire("mnist") as version:
+        assert version.version == 1  # never onto a rejected version
+    await registry.loaded("mnist", 2, model("good"), "good", PASSED)
+    with registry.acquire("mnist", label="stable") as version:
+        assert version.version == 2
+    assert registry.status("mnist").pending_labels == {}
+    # A label new to a version that is not loaded routes nowhere until it is.
+    await registry.set_labels("mnist", {"stable": 2, "canary": 5})
+    with pytest.raises(ModelUnavailable, match="points at version 5, which is not loaded"):
+        registry.acquire("mnist", label="canary").__enter__()

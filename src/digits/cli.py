@@ -1,4 +1,5 @@
-"""The ``digits`` command: one subcommand per role (train, evaluate, serve, classify, bench)."""
+"""The ``digits`` command: one subcommand per role (train, evaluate, serve, classify,
+promote, bench)."""
 
 import logging
 import os
@@ -26,10 +27,12 @@ def main(log_level: str) -> None:
 
 
 def _register_service_commands() -> None:
-    """``digits serve``, ``digits classify`` and ``digits health`` (service/cli.py)."""
+    """``digits serve``, ``digits classify`` and ``digits health`` (service/cli.py), and
+    ``digits promote`` (modelstore/cli.py)."""
+    from digits.modelstore.cli import promote
     from digits.service import cli as service_cli
 
-    for command in (service_cli.serve, service_cli.classify, service_cli.health):
+    for command in (service_cli.serve, service_cli.classify, service_cli.health, promote):
         main.add_command(command)
 
 

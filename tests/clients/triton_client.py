@@ -60,8 +60,10 @@ def infer(client: Any, args: argparse.Namespace) -> dict[str, Any]:
     if args.k is not None or args.json:
         outputs = [module.InferRequestedOutput("probabilities", class_count=args.k or 0,
                                                **extra)]
+    # A version label travels as a request parameter (this server's extension).
+    parameters = {"version_label": args.label} if args.label else None
     result = client.infer(args.model, [tensor], model_version=args.version,
-                          outputs=outputs, request_id="client-7")
+                          outputs=outputs, request_id="client-7", parameters=parameters)
     answer = result.get_response()
     if args.protocol == "grpc":
         answer = {"model_name": answer.model_name, "model_version": answer.model_version,
@@ -92,6 +94,7 @@ def main() -> None:
     parser.add_argument("action", choices=["health", "metadata", "infer"])
     parser.add_argument("--model", default="mnist")
     parser.add_argument("--version", default="")
+    parser.add_argument("--label", default="", help="infer: a version label to ask for")
     parser.add_argument("--pixels", help=".npy file of uint8 [N, 28, 28] pixels")
     parser.add_argument("--files", nargs="*", help="PNG or JPEG files")
     parser.add_argument("--k", type=int, help="classification extension: top k classes")

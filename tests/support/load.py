@@ -26,6 +26,7 @@ class Load:
         self.seconds = seconds
         self.failures: list[str] = []
         self.versions_seen: list[set[int]] = [set() for _ in range(clients)]
+        self.latest: list[int] = [0] * clients  # the version of each client's last answer
         self.answered = 0
         self._stop = asyncio.Event()
         self._tasks = [asyncio.ensure_future(self._client(i)) for i in range(clients)]
@@ -45,6 +46,7 @@ class Load:
                 continue
             self.answered += 1
             self.versions_seen[index].add(response.version)
+            self.latest[index] = response.version
             # Each answer must come entirely from the version it names.
             probabilities = np.array([list(p.probabilities) for p in response.predictions])
             if not np.allclose(probabilities,
@@ -69,3 +71,9 @@ class Load:
 async def seen_everywhere(load: Load, version: int) -> bool:
     """Whether every client has been answered by ``version``."""
     return all(version in seen for seen in load.versions_seen)
+
+
+async def answered_by(load: Load, version: int) -> bool:
+    """Whether every client's latest answer came from ``version``."""
+    await asyncio.sleep(0.05)
+    return all(latest == version for latest in load.latest)

@@ -60,7 +60,7 @@ class DataPlane:
                 "request; split the batch into several requests")
         # The model first: naming a wrong one costs no image decoding.
         with self._registry.acquire(request.model or self._default_model,
-                                    request.version) as version:
+                                    request.version, request.label) as version:
             classes = len(version.labels)
             if not 0 <= request.top_k <= classes:
                 raise InvalidInput(
@@ -123,9 +123,9 @@ class DataPlane:
         """One model's versions and states ('' for the default model)."""
         return self._registry.status(name or self._default_model)
 
-    def model_metadata(self, name: str, version: int = 0) -> ModelMetadata:
-        """Signature and labels of one loaded version (0: the newest)."""
-        with self._registry.acquire(name or self._default_model, version) as record:
+    def model_metadata(self, name: str, version: int = 0, label: str = "") -> ModelMetadata:
+        """Signature and labels of one loaded version (0 and no ``label``: the default)."""
+        with self._registry.acquire(name or self._default_model, version, label) as record:
             labels = record.labels
         versions = self._registry.loaded_versions(record.name)
         return ModelMetadata(

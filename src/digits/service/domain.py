@@ -37,7 +37,8 @@ class ClassifyRequest:
     """Classify ``images`` with one model version.
 
     ``images`` is uint8 [N, 28, 28] pixels, or one RawImage or EncodedImage per image.
-    ``model`` empty means the default model, ``version`` 0 the newest loaded one;
+    ``model`` empty means the default model; ``version`` 0 and no ``label`` its default
+    version (the ``stable`` label's, else the newest that passed the quality gate);
     ``top_k`` the most probable classes to rank per image, named ``top_k_field`` in
     errors (each protocol calls it its own way); ``deadline`` is absolute
     ``time.monotonic()`` seconds (None: no deadline).
@@ -48,6 +49,7 @@ class ClassifyRequest:
     version: int = 0
     top_k: int = 0
     deadline: float | None = None
+    label: str = ""  # a version label instead of a version (empty: none)
     top_k_field: str = "top_k"
 
 
@@ -105,6 +107,9 @@ class ModelStatus:
     default_version: int
     versions: list[VersionStatus]
     default_card: ModelCard | None
+    labels: dict[str, int] = field(default_factory=dict)  # label -> the version it routes to
+    # Labels the volume moved to a version not loaded and through the gate yet.
+    pending_labels: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ class ClassifyRequest(_message.Message):
     IMAGES_FIELD_NUMBER: _builtins.int
     PACKED_PIXELS_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
+    VERSION_LABEL_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model name; empty selects the server's default model."""
     version: _builtins.int
@@ -74,6 +75,8 @@ class ClassifyRequest(_message.Message):
     """How many most probable classes to return per image, 0 for none, at most
     the number of classes.
     """
+    version_label: _builtins.str
+    """A version label ("stable", "canary", ...) instead of a version; leave version 0."""
     @_builtins.property
     def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___Image]:
         """The images, one message each."""
@@ -86,10 +89,11 @@ class ClassifyRequest(_message.Message):
         images: _abc.Iterable[Global___Image] | None = ...,
         packed_pixels: _builtins.bytes = ...,
         top_k: _builtins.int = ...,
+        version_label: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "model", b"model", "packed_pixels", b"packed_pixels", "top_k", b"top_k", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "model", b"model", "packed_pixels", b"packed_pixels", "top_k", b"top_k", "version", b"version", "version_label", b"version_label"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -353,14 +357,58 @@ Global___GateResult: _TypeAlias = GateResult  # noqa: Y015
 class ModelStatus(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class VersionLabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class PendingLabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     DEFAULT_VERSION_FIELD_NUMBER: _builtins.int
     VERSIONS_FIELD_NUMBER: _builtins.int
     INPUT_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
+    VERSION_LABELS_FIELD_NUMBER: _builtins.int
+    PENDING_LABELS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     default_version: _builtins.int
-    """The version a request without a pinned version gets; 0 when none."""
+    """The version a request without a pinned version or label gets (the "stable" label's,
+    else the newest that passed the quality gate); 0 when none.
+    """
     @_builtins.property
     def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelVersionStatus]: ...
     @_builtins.property
@@ -369,6 +417,16 @@ class ModelStatus(_message.Message):
 
     @_builtins.property
     def output(self) -> _model_card_pb2.TensorSpec: ...
+    @_builtins.property
+    def version_labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Version labels and the version each routes to now."""
+
+    @_builtins.property
+    def pending_labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Labels moved (by digits promote) to a version not loaded and through the quality
+        gate yet: they route to their old version, in version_labels, until it is.
+        """
+
     def __init__(
         self,
         *,
@@ -377,10 +435,12 @@ class ModelStatus(_message.Message):
         versions: _abc.Iterable[Global___ModelVersionStatus] | None = ...,
         input: _model_card_pb2.TensorSpec | None = ...,
         output: _model_card_pb2.TensorSpec | None = ...,
+        version_labels: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        pending_labels: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "output", b"output"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_version", b"default_version", "input", b"input", "name", b"name", "output", b"output", "versions", b"versions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_version", b"default_version", "input", b"input", "name", b"name", "output", b"output", "pending_labels", b"pending_labels", "version_labels", b"version_labels", "versions", b"versions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,7 +24,8 @@ def classify_request(message: classifier_pb2.ClassifyRequest,
                      deadline: float | None) -> ClassifyRequest:
     """A ClassifyRequest message as the data plane's request."""
     return ClassifyRequest(images=request_images(message), model=message.model,
-                           version=message.version, top_k=message.top_k, deadline=deadline)
+                           version=message.version, top_k=message.top_k, deadline=deadline,
+                           label=message.version_label)
 
 
 def classify_response(answer: Classification) -> classifier_pb2.ClassifyResponse:
@@ -73,6 +74,8 @@ def model_status(status: ModelStatus) -> classifier_pb2.ModelStatus:
                 passed=gate.passed, reason=gate.reason, accuracy=gate.accuracy,
                 examples=gate.examples, seconds=gate.seconds,
                 golden_source=gate.golden_source, default_accuracy=gate.default_accuracy))
+    message.version_labels.update(status.labels)
+    message.pending_labels.update(status.pending_labels)
     if status.default_card is not None:
         message.input.CopyFrom(status.default_card.input)
         message.output.CopyFrom(status.default_card.output)

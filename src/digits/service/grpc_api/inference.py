@@ -65,6 +65,7 @@ class InferenceServicer(open_inference_pb2_grpc.GRPCInferenceServiceServicer):
         answer = await self._dataplane.classify(ClassifyRequest(
             images=tensors.request_images(_inputs(request)), model=request.model_name,
             version=parse_version(request.model_version, "model_version"),
+            label=_version_label(request),
             top_k=classification, top_k_field=field or "top_k",
             deadline=None if remaining is None else time.monotonic() + remaining))
         output = tensors.output_tensor(answer, classification)
@@ -93,6 +94,18 @@ def _inputs(request: pb.ModelInferRequest) -> list[tensors.InputTensor]:
         inputs.append(tensors.InputTensor(tensor.name, tensor.datatype, tuple(tensor.shape),
                                           data, field))
     return inputs
+
+
+def _version_label(request: pb.ModelInferRequest) -> str:
+    """The request's ``version_label`` parameter ('' when absent): a label instead of a
+    model_version (this server's extension, as TensorFlow Serving's version_label)."""
+    if "version_label" not in request.parameters:
+        return ""
+    parameter = request.parameters["version_label"]
+    if parameter.WhichOneof("parameter_choice") != "string_param":
+        raise InvalidInput("parameters.version_label: send a string, a version label such "
+                           "as 'stable'")
+    return parameter.string_param
 
 
 def _requested_outputs(request: pb.ModelInferRequest) -> list[tensors.RequestedOutput]:

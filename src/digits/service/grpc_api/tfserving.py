@@ -39,9 +39,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         messages.check_signature(spec.signature_name)
         messages.check_output_filter(list(request.output_filter))
         remaining = context.time_remaining()
+        version, label = messages.spec_version(spec)
         answer = await self._dataplane.classify(ClassifyRequest(
             images=messages.request_images(request.inputs), model=spec.name,
-            version=messages.spec_version(spec),
+            version=version, label=label,
             deadline=None if remaining is None else time.monotonic() + remaining))
         response = predict_pb2.PredictResponse(
             model_spec=messages.answer_spec(answer.model, answer.version))
@@ -56,7 +57,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise InvalidInput(f"metadata_field: {list(request.metadata_field)}; send "
                                "['signature_def'], the one field served")
         metadata = self._dataplane.model_metadata(request.model_spec.name,
-                                                  messages.spec_version(request.model_spec))
+                                                  *messages.spec_version(request.model_spec))
         packed = any_pb2.Any()
         packed.Pack(messages.signature_map(metadata))
         response = get_model_metadata_pb2.GetModelMetadataResponse(
@@ -75,8 +76,10 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             self, request: get_model_status_pb2.GetModelStatusRequest,
             context: grpc.aio.ServicerContext) -> get_model_status_pb2.GetModelStatusResponse:
         spec = request.model_spec
-        return messages.model_status(self._dataplane.model_status(spec.name),
-                                     messages.spec_version(spec))
+        version, label = messages.spec_version(spec)
+        if label:  # the version it routes to now
+            version = self._dataplane.model_metadata(spec.name, 0, label).version
+        return messages.model_status(self._dataplane.model_status(spec.name), version)
 
 
 def add_to_server(dataplane: DataPlane, server: Any) -> None:

@@ -32,6 +32,7 @@ class InferBody:
     outputs: list[tensors.RequestedOutput]
     binary_output: bool  # answer with the binary extension
     id: str
+    version_label: str = ""  # parameters.version_label: a label instead of a version
 
 
 def parse_infer(body: bytes, header_length: str | None) -> InferBody:
@@ -54,7 +55,11 @@ def parse_infer(body: bytes, header_length: str | None) -> InferBody:
         raise InvalidInput(f"body: {len(binary) - used} bytes of binary data that no input's "
                            "parameters.binary_data_size claims")
     outputs, binary_output = _outputs(header)
-    return InferBody(inputs, outputs, binary_output, str(header.get("id", "")))
+    label = _parameters(header, "").get("version_label", "")
+    if not isinstance(label, str):
+        raise InvalidInput("parameters.version_label: send a string, a version label such "
+                           "as 'stable'")
+    return InferBody(inputs, outputs, binary_output, str(header.get("id", "")), label)
 
 
 def render_infer(answer: Classification, output: tensors.OutputTensor, request_id: str,

@@ -27,7 +27,10 @@ _TENSOR = {"type": "object", "required": ["name", "shape", "datatype"], "propert
     "shape": {"type": "array", "items": {"type": "integer"}},
     "parameters": {"type": "object"}, "data": {"type": "array"}}}
 _INFER_REQUEST = {"type": "object", "required": ["inputs"], "properties": {
-    "id": {"type": "string"}, "parameters": {"type": "object"},
+    "id": {"type": "string"}, "parameters": {"type": "object", "properties": {
+        "version_label": {"type": "string", "description":
+                          "A version label ('stable', 'canary', ...) instead of a version "
+                          "in the path (this server's extension)."}}},
     "inputs": {"type": "array", "items": _TENSOR, "description":
                "One input: 'pixels' UINT8 [N, 28, 28], or 'images' BYTES [N] of base64 "
                "PNG or JPEG files (raw files with the binary tensor extension)."},
@@ -103,7 +106,8 @@ def _tfserving() -> dict[str, Any]:
             'of pixels or {"b64": FILE}) or {"inputs": {"pixels": [...]}} (columnar form); '
             'optional "signature_name": "serving_default".'}
     paths: dict[str, Any] = {}
-    for prefix in ("/v1/models/{name}", "/v1/models/{name}/versions/{version}"):
+    for prefix in ("/v1/models/{name}", "/v1/models/{name}/versions/{version}",
+                   "/v1/models/{name}/labels/{label}"):
         parameters = [*_path_parameters(prefix), _timeout()]
         paths[prefix] = {"get": {
             "tags": [TF_SERVING], "summary": "Versions and their states",
@@ -131,7 +135,7 @@ async def _serve(request: web.Request) -> web.Response:
 
 
 def _path_parameters(prefix: str) -> list[dict[str, Any]]:
-    names = ["name"] + (["version"] if "{version}" in prefix else [])
+    names = ["name"] + [name for name in ("version", "label") if f"{{{name}}}" in prefix]
     return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in names]
 

@@ -26,7 +26,8 @@ _FORMS = ('send {"instances": [...]} (one 28x28 list of pixels, or {"b64": FILE}
 
 def add_routes(app: web.Application, dataplane: DataPlane) -> None:
     handlers = _Handlers(dataplane)
-    for model in ("/v1/models/{name}", "/v1/models/{name}/versions/{version}"):
+    for model in ("/v1/models/{name}", "/v1/models/{name}/versions/{version}",
+                  "/v1/models/{name}/labels/{label}"):
         app.router.add_get(model, handlers.status)
         app.router.add_get(f"{model}/metadata", handlers.metadata)
         app.router.add_post(f"{model}:predict", handlers.predict)
@@ -38,7 +39,9 @@ class _Handlers:
 
     @endpoint(PROTOCOL, "GetModelStatus")
     async def status(self, request: web.Request) -> web.Response:
-        name, version = _model(request)
+        name, version, label = _model(request)
+        if label:  # the version it routes to now
+            version = self._dataplane.model_metadata(name, 0, label).version
         return _json(messages.model_status(self._dataplane.model_status(name), version))
 
     @endpoint(PROTOCOL, "GetModelMetadata")
@@ -53,7 +56,7 @@ class _Handlers:
 
     @endpoint(PROTOCOL, "Predict")
     async def predict(self, request: web.Request) -> web.Response:
-        name, version = _model(request)
+        name, version, label = _model(request)
         body = _body(await request.read())
         messages.check_signature(body.get("signature_name", ""), "signature_name")
         rows = "instances" in body
@@ -61,14 +64,17 @@ class _Handlers:
             raise InvalidInput(f"body: {_FORMS}, one of the two")
         images = _instances(body["instances"]) if rows else _columns(body["inputs"])
         answer = await self._dataplane.classify(ClassifyRequest(
-            images=images, model=name, version=version, deadline=deadline_of(request)))
+            images=images, model=name, version=version, label=label,
+            deadline=deadline_of(request)))
         key = "predictions" if rows else "outputs"
         return web.json_response({key: answer.probabilities.tolist()})
 
 
-def _model(request: web.Request) -> tuple[str, int]:
+def _model(request: web.Request) -> tuple[str, int, str]:
+    """The model, version and label a TensorFlow Serving URL names."""
     return (request.match_info["name"],
-            parse_version(request.match_info.get("version", ""), "version"))
+            parse_version(request.match_info.get("version", ""), "version"),
+            request.match_info.get("label", ""))
 
 
 def _json(message: Message) -> web.Response:

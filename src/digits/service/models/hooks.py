@@ -66,4 +66,5 @@ class VersionGauges(RegistryListener):
         for name in self._labelled:
             loaded = registry.loaded_versions(name)
             self._metrics.loaded_versions.labels(model=name).set(len(loaded))
-            self._metrics.default_version.labels(model=name).set(loaded[-1] if loaded else 0)
+            self._metrics.default_version.labels(model=name).set(
+                registry.default_version(name))

@@ -10,7 +10,7 @@ done by listeners, called in the order they were given.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 
 from digits.modelstore.names import InvalidModelName, validate_model_name
 from digits.modelstore.saved_model import LoadedModel
@@ -94,6 +94,14 @@ class ModelRegistry:
             self._retire(model, record)
         await self._changed()
 
+    async def set_labels(self, name: str, labels: Mapping[str, int]) -> None:
+        """The version labels the volume asks for (all of them: absent ones are dropped);
+        each moves once its version is AVAILABLE."""
+        model = self._model(name)
+        if model.requested_labels != dict(labels):
+            model.requested_labels = dict(labels)
+            await self._changed()
+
     def report_problem(self, problem: str | None) -> None:
         """Why versions may be missing (None: no problem), told to requests that find none."""
         self._problem = problem
@@ -111,14 +119,14 @@ class ModelRegistry:
     # -- requests ---------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def acquire(self, name: str, version: int = 0) -> Iterator[ModelVersion]:
+    def acquire(self, name: str, version: int = 0, label: str = "") -> Iterator[ModelVersion]:
         """The version to serve a request; it stays loaded until the block exits.
 
-        ``version`` 0 means the default: the newest loaded version that passed the gate.
-        A pinned version may be a rejected one. Raises InvalidInput, ModelNotFound or
-        ModelUnavailable with the fix.
+        ``version`` 0 and no ``label`` mean the default: the ``stable`` label's version,
+        else the newest loaded version that passed the gate. A pinned version may be a
+        rejected one. Raises InvalidInput, ModelNotFound or ModelUnavailable with the fix.
         """
-        record = self._route(name, version)
+        record = self._route(name, version, label)
         record.in_flight += 1
         try:
             yield record
@@ -127,11 +135,16 @@ class ModelRegistry:
             if record.state is VersionState.UNLOADING and record.in_flight == 0:
                 self._start_unload(self._models[record.name], record)
 
-    def _route(self, name: str, version: int) -> ModelVersion:
+    def _route(self, name: str, version: int, label: str) -> ModelVersion:
         model = self._known_model(name)
         if version < 0:
             raise InvalidInput(f"version: {version} is not a version; send 0 for the newest "
                                "or a positive version number")
+        if label:
+            if version:
+                raise InvalidInput("version, version_label: both are set; pin a version or "
+                                   "name a label, not both")
+            return model.labelled(label)
         pinnable = model.pinnable()
         if version:
             if version not in pinnable:
@@ -142,7 +155,7 @@ class ModelRegistry:
             return pinnable[version]
         default = model.default
         if default is None:
-            raise ModelUnavailable(_why_no_default(model))
+            raise ModelUnavailable(model.why_no_default())
         return default
 
     def _known_model(self, name: str) -> ModelVersions:
@@ -189,6 +202,19 @@ class ModelRegistry:
         model = self._models.get(name)
         return {n: r.source for n, r in model.pinnable().items()} if model else {}
 
+    def labelled_versions(self, name: str) -> set[int]:
+        """Versions a label asks for or still routes to (the watcher keeps them loaded)."""
+        model = self._models.get(name)
+        if model is None:
+            return set()
+        return set(model.requested_labels.values()) | set(model.labels.values())
+
+    def default_version(self, name: str) -> int:
+        """The version unpinned requests for ``name`` get now (0: none)."""
+        model = self._models.get(name)
+        default = model.default if model else None
+        return default.version if default else 0
+
     def default_model(self, name: str) -> LoadedModel | None:
         """The model of ``name``'s default version (what a new version is gated against)."""
         model = self._models.get(name)
@@ -206,6 +232,10 @@ class ModelRegistry:
             default_version=default.version if default else 0,
             versions=[records[number].status for number in sorted(records, reverse=True)],
             default_card=default.model.card if default and default.model else None,
+            labels=dict(model.labels),
+            pending_labels={label: version for label, version
+                            in model.requested_labels.items()
+                            if model.labels.get(label) != version},
         )
 
     def statuses(self) -> list[ModelStatus]:
@@ -244,17 +274,7 @@ class ModelRegistry:
         await self._changed()
 
     async def _changed(self) -> None:
+        for model in self._models.values():
+            model.resolve_labels()
         for listener in self._listeners:
             await listener.on_change(self)
-
-
-def _why_no_default(model: ModelVersions) -> str:
-    """Why a model has no default version, and what to do, for the error message."""
-    rejected = sorted(n for n, r in model.versions.items() if r.state is VersionState.REJECTED)
-    failed = sorted(n for n, r in model.versions.items() if r.state is VersionState.FAILED)
-    note = f" (failed versions: {', '.join(map(str, failed))})" if failed else ""
-    if rejected:
-        return (f"model {model.name!r}: every loaded version failed the quality gate "
-                f"(rejected: {', '.join(map(str, rejected))}){note}; pin one to debug it, "
-                "or publish a better version")
-    return f"model {model.name!r} has no loaded version yet{note}; retry once a version has loaded"

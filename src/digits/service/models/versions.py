@@ -5,8 +5,13 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from digits.modelstore.labels import InvalidLabels, validate_label
 from digits.modelstore.saved_model import LoadedModel
 from digits.service.domain import GateResult, VersionState, VersionStatus
+from digits.service.errors import InvalidInput, ModelNotFound, ModelUnavailable, echo
+
+# The label whose version unpinned requests get.
+STABLE = "stable"
 
 if TYPE_CHECKING:
     from digits.service.batching import Predictor
@@ -51,6 +56,23 @@ class ModelVersions:
     # UNLOADING: out of routing, waiting for their requests (a reloaded version's old
     # copy may share its number with a record above).
     retiring: list[ModelVersion] = field(default_factory=list)
+    # Version labels as the volume's labels file asks, and as they route now: a label
+    # moves onto a version only once it is AVAILABLE, and keeps its old one till then.
+    requested_labels: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+
+    def resolve_labels(self) -> None:
+        """Move each label onto its requested version if that is AVAILABLE, else keep the
+        version it routes to now while that one still is (else it routes nowhere)."""
+        available = self.available()
+        resolved = {}
+        for label, wanted in self.requested_labels.items():
+            current = self.labels.get(label)
+            if wanted in available:
+                resolved[label] = wanted
+            elif current in available:
+                resolved[label] = current
+        self.labels = resolved
 
     def available(self) -> dict[int, ModelVersion]:
         """Versions that passed the gate (or had none): the default is the newest."""
@@ -63,5 +85,42 @@ class ModelVersions:
 
     @property
     def default(self) -> ModelVersion | None:
+        """What unpinned requests get: the ``stable`` label's version when it routes, else
+        the newest version that passed the gate."""
         available = self.available()
+        stable = self.labels.get(STABLE)
+        if stable in available:
+            return available[stable]
         return available[max(available)] if available else None
+
+    def labelled(self, label: str) -> ModelVersion:
+        """The version a request naming ``label`` gets; raises with the fix."""
+        try:
+            validate_label(label)
+        except InvalidLabels as error:
+            raise InvalidInput(f"version_label: {error}") from None
+        routed = self.labels.get(label)
+        if routed is not None:
+            return self.versions[routed]
+        wanted = self.requested_labels.get(label)
+        if wanted is not None:
+            raise ModelUnavailable(
+                f"version_label: label {label!r} of model {self.name!r} points at version "
+                f"{wanted}, which is not loaded and through the quality gate yet; retry "
+                "shortly, or pin a version")
+        known = ", ".join(sorted(self.requested_labels)) or "none"
+        raise ModelNotFound(f"version_label: model {self.name!r} has no label "
+                            f"{echo(label)}; its labels: {known} (set one with digits "
+                            "promote)")
+
+    def why_no_default(self) -> str:
+        """Why the model has no default version, and what to do, for the error message."""
+        rejected = sorted(n for n, r in self.versions.items() if r.state is VersionState.REJECTED)
+        failed = sorted(n for n, r in self.versions.items() if r.state is VersionState.FAILED)
+        note = f" (failed versions: {', '.join(map(str, failed))})" if failed else ""
+        if rejected:
+            return (f"model {self.name!r}: every loaded version failed the quality gate "
+                    f"(rejected: {', '.join(map(str, rejected))}){note}; pin one to debug it, "
+                    "or publish a better version")
+        return (f"model {self.name!r} has no loaded version yet{note}; retry once a version "
+                "has loaded")

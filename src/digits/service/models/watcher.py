@@ -26,6 +26,7 @@ from digits.api import IMAGE_SIZE
 from digits.modelstore import volume
 from digits.modelstore.card import CARD_FILENAME
 from digits.modelstore.golden import InvalidGoldenSet
+from digits.modelstore.labels import InvalidLabels, read_labels
 from digits.modelstore.saved_model import LoadedModel, load_version
 from digits.service.domain import GateResult
 from digits.service.metrics import ServiceMetrics
@@ -61,6 +62,7 @@ class VolumeWatcher:
         self._scan_lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
         self._volume_error: str | None = None
+        self._labels_errors: dict[str, str] = {}  # the last unusable labels file, by model
 
     async def start(self) -> None:
         """Start polling; the first scan runs at once, in the background."""
@@ -119,11 +121,16 @@ class VolumeWatcher:
         for key in [key for key in self._failed if key[0] == name and key[1] not in on_disk]:
             del self._failed[key]
             await self._registry.remove(*key)
+        if on_disk:
+            await self._read_labels(name)
         loaded = self._registry.sources(name)
         kept: set[int] = set()
+        # The newest max_versions valid ones, and every version a label asks for or
+        # still routes to (a label's old version serves until its new one is ready).
+        labelled = self._registry.labelled_versions(name)
         for number in sorted(on_disk, reverse=True):
-            if len(kept) == self._max_versions:
-                break
+            if len(kept) >= self._max_versions and number not in labelled:
+                continue
             fingerprint = on_disk[number]
             unchanged = loaded.get(number) == fingerprint
             if unchanged or self._failed.get((name, number)) == fingerprint:
@@ -137,6 +144,20 @@ class VolumeWatcher:
                 reason = "removed from disk" if number not in on_disk else "superseded"
                 log.info("unloading %s version %d (%s)", name, number, reason)
                 await self._registry.remove(name, number)
+
+    async def _read_labels(self, name: str) -> None:
+        """Give the registry the labels file's assignments; an unusable file changes
+        nothing (logged once)."""
+        loop = asyncio.get_running_loop()
+        try:
+            labels = await loop.run_in_executor(self._executor, read_labels, self._root, name)
+        except InvalidLabels as error:
+            if self._labels_errors.get(name) != str(error):
+                log.error("%s; the labels keep their current versions", error)
+            self._labels_errors[name] = str(error)
+            return
+        self._labels_errors.pop(name, None)
+        await self._registry.set_labels(name, dict(labels.labels))
 
     def _record_gate(self, name: str, number: int, judged: GateResult) -> None:
         result = ("ungated" if judged.accuracy is None and judged.passed

@@ -30,18 +30,16 @@ _STATES = {VersionState.LOADING: get_model_status_pb2.ModelVersionStatus.LOADING
 _FAILED_PRECONDITION = 9
 
 
-def spec_version(spec: model_pb2.ModelSpec, field: str = "model_spec") -> int:
-    """The version a ModelSpec pins (0: the newest); labels are not served here yet."""
+def spec_version(spec: model_pb2.ModelSpec, field: str = "model_spec") -> tuple[int, str]:
+    """The version a ModelSpec pins (0: the default) and the label it names ('': none)."""
     if spec.WhichOneof("version_choice") == "version_label":
-        raise ModelNotFound(f"{field}.version_label: model {echo(spec.name)} has no label "
-                            f"{echo(spec.version_label)}; this server has no version "
-                            "labels: pin a version, or none for the newest")
+        return 0, spec.version_label
     if spec.HasField("version"):
         if spec.version.value < 1:
             raise InvalidInput(f"{field}.version: {spec.version.value} is not a version; "
-                               "send a positive version, or none for the newest")
-        return int(spec.version.value)
-    return 0
+                               "send a positive version, or none for the default")
+        return int(spec.version.value), ""
+    return 0, ""
 
 
 def check_signature(name: str, field: str = "model_spec.signature_name") -> None:
