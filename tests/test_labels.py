@@ -107,3 +107,31 @@ def test_the_command_line(volume: Path) -> None:
     assert code == 2 and "exactly one of VERSION, --rollback or --remove" in output
     code, output = promote("Bad/Name", "1")
     assert code == 1 and "invalid model name" in output
+
+
+def test_the_canary_weight_is_a_share_kept_with_its_history(volume: Path) -> None:
+    labels.promote(volume, "mnist", "canary", 3)
+    labels.set_canary_weight(volume, "mnist", 0.1)
+    read = labels.read_labels(volume, "mnist")
+    assert read.canary_weight == pytest.approx(0.1)
+    assert (read.history[-1].action, read.history[-1].version) == ("weight", 3)
+    with pytest.raises(labels.InvalidLabels, match="share from 0 to 1"):
+        labels.set_canary_weight(volume, "mnist", 1.5)
+    (volume / "mnist" / labels.LABELS_FILENAME).write_text('{"canary_weight": 2}')
+    with pytest.raises(labels.InvalidLabels, match=r"canary_weight 2\.0 is not a share"):
+        labels.read_labels(volume, "mnist")
+
+
+def test_the_command_line_sets_the_canary_weight(volume: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["promote", "--models", str(volume), "mnist", "3",
+                                  "--label", "canary", "--weight", "0.25"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == ("mnist: canary weight 0.25 (of the requests "
+                                              "that pin nothing)")
+    result = runner.invoke(main, ["promote", "--models", str(volume), "mnist", "--label",
+                                  "canary", "--weight", "0"])
+    assert result.exit_code == 0 and labels.read_labels(volume, "mnist").canary_weight == 0
+    result = runner.invoke(main, ["promote", "--models", str(volume), "mnist", "--weight",
+                                  "0.5"])
+    assert result.exit_code == 2 and "--weight is the canary's" in result.output

@@ -302,3 +302,28 @@ async def test_a_label_moves_only_onto_a_version_that_loaded_and_passed(
     await registry.set_labels("mnist", {"stable": 2, "canary": 5})
     with pytest.raises(ModelUnavailable, match="points at version 5, which is not loaded"):
         registry.acquire("mnist", label="canary").__enter__()
+
+
+async def test_the_canary_gets_its_weighted_share_of_unpinned_requests(
+        registry: ModelRegistry) -> None:
+    for number in (1, 2):
+        await load(registry, "mnist", number)
+    await registry.set_labels("mnist", {"stable": 1, "canary": 2}, canary_weight=0.2)
+    ids = [f"request-{index}" for index in range(2000)]
+
+    def served(request_id: str) -> int:
+        with registry.acquire("mnist", request_id=request_id) as version:
+            return version.version
+
+    to_canary = sum(served(request_id) == 2 for request_id in ids)
+    assert 0.17 * len(ids) < to_canary < 0.23 * len(ids)
+    assert [served(request_id) for request_id in ids] == [served(i) for i in ids]  # by id
+    unnamed = sum(served("") == 2 for _ in range(2000))  # no id: random, same share
+    assert 0.15 * 2000 < unnamed < 0.25 * 2000
+    with registry.acquire("mnist", label="stable") as version:
+        assert version.version == 1  # a named label is not split
+    assert registry.status("mnist").canary_weight == 0.2
+    await registry.set_labels("mnist", {"stable": 1, "canary": 2}, canary_weight=0.0)
+    assert {served(request_id) for request_id in ids[:200]} == {1}
+    await registry.set_labels("mnist", {"stable": 1}, canary_weight=0.5)  # no canary label
+    assert {served(request_id) for request_id in ids[:200]} == {1}

@@ -139,3 +139,42 @@ async def _get(url: str) -> Any:
     async with aiohttp.ClientSession() as session, session.get(url) as answer:
         assert answer.status == 200, await answer.text()
         return await answer.json()
+
+
+async def test_a_canary_at_a_fifth_gets_a_fifth_of_the_unpinned_requests(
+        models_root: Path, model_templates: Any) -> None:
+    install(model_templates.dense_a, models_root, "mnist", 1)
+    install(model_templates.dense_b, models_root, "mnist", 2)
+    promote(models_root, "mnist", "1")
+    promote(models_root, "mnist", "2", "--label", "canary", "--weight", "0.2")
+    async with running_server(loopback_settings(models_root)) as running:
+        async def split() -> bool:
+            status = await running.stub.GetModel(classifier_pb2.GetModelRequest(name="mnist"))
+            return (dict(status.version_labels) == {"stable": 1, "canary": 2}
+                    and status.canary_weight == pytest.approx(0.2))
+
+        await wait_for(split, "stable 1 and a canary 2 at 0.2")
+        versions = await _versions(running, [f"id-{index}" for index in range(2000)])
+        to_canary = versions.count(2)
+        assert 0.15 * 2000 <= to_canary <= 0.25 * 2000, to_canary
+        again = await _versions(running, [f"id-{index}" for index in range(200)])
+        assert again == versions[:200]  # the same id, the same version
+        promote(models_root, "mnist", "--label", "canary", "--weight", "0")
+        await wait_for(lambda: _no_canary(running), "canary weight 0")
+        assert set(await _versions(running, [""] * 200)) == {1}
+
+
+async def _versions(running: Running, request_ids: list[str]) -> list[int]:
+    """The version answering each unpinned request, 50 in flight at a time."""
+    pixels = np.zeros((1, 28, 28), np.uint8)
+    versions = []
+    for start in range(0, len(request_ids), 50):
+        replies = await asyncio.gather(*(running.classify(pixels, request_id=request_id)
+                                         for request_id in request_ids[start:start + 50]))
+        versions += [int(reply.version) for reply in replies]
+    return versions
+
+
+async def _no_canary(running: Running) -> bool:
+    status = await running.stub.GetModel(classifier_pb2.GetModelRequest(name="mnist"))
+    return status.canary_weight == 0

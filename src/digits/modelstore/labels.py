@@ -22,6 +22,7 @@ from digits.modelstore.volume import model_dir
 from digits.v1.version_labels_pb2 import LabelChange, VersionLabels
 
 LABELS_FILENAME = "labels.json"
+STABLE, CANARY = "stable", "canary"  # what unpinned requests get; the weighted share's
 _LOCK_FILENAME = ".labels.lock"
 LABEL_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 # Changes kept for --rollback and for the record; older ones are dropped.
@@ -72,6 +73,9 @@ def read_labels(root: Path, name: str) -> VersionLabels:
         if version <= 0:
             raise InvalidLabels(f"{path}: label {label!r} points at version {version}; "
                                 "versions are positive")
+    if not 0 <= labels.canary_weight <= 1:
+        raise InvalidLabels(f"{path}: canary_weight {labels.canary_weight} is not a share "
+                            "from 0 to 1")
     return labels
 
 
@@ -109,6 +113,22 @@ def remove(root: Path, name: str, label: str) -> VersionLabels:
         if label not in labels.labels:
             raise InvalidLabels(f"model {name!r} has no label {label!r}")
         _record(labels, label, 0, "remove")
+        return labels
+
+
+def set_canary_weight(root: Path, name: str, weight: float) -> VersionLabels:
+    """Send ``weight`` (0 to 1) of the requests that pin nothing to the ``canary``
+    label's version."""
+    if not 0 <= weight <= 1:
+        raise InvalidLabels(f"canary weight {weight}: give a share from 0 to 1 (0.1 sends "
+                            "a tenth of the unpinned requests to the canary)")
+    with _changing(root, name) as labels:
+        labels.canary_weight = weight
+        change = LabelChange(label=CANARY, action="weight", canary_weight=weight,
+                             version=labels.labels.get(CANARY, 0))
+        change.changed.FromDatetime(datetime.now(UTC))
+        labels.history.append(change)
+        del labels.history[:-MAX_HISTORY]
         return labels
 
 

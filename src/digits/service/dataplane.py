@@ -60,7 +60,8 @@ class DataPlane:
                 "request; split the batch into several requests")
         # The model first: naming a wrong one costs no image decoding.
         with self._registry.acquire(request.model or self._default_model,
-                                    request.version, request.label) as version:
+                                    request.version, request.label,
+                                    request.request_id) as version:
             classes = len(version.labels)
             if not 0 <= request.top_k <= classes:
                 raise InvalidInput(

@@ -50,6 +50,7 @@ class ClassifyRequest:
     top_k: int = 0
     deadline: float | None = None
     label: str = ""  # a version label instead of a version (empty: none)
+    request_id: str = ""  # the client's id: a canary split sends the same id the same way
     top_k_field: str = "top_k"
 
 
@@ -110,6 +111,7 @@ class ModelStatus:
     labels: dict[str, int] = field(default_factory=dict)  # label -> the version it routes to
     # Labels the volume moved to a version not loaded and through the gate yet.
     pending_labels: dict[str, int] = field(default_factory=dict)
+    canary_weight: float = 0.0  # share of unpinned requests sent to the canary
 
 
 @dataclass(frozen=True)

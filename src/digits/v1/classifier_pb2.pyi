@@ -63,6 +63,7 @@ class ClassifyRequest(_message.Message):
     PACKED_PIXELS_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
     VERSION_LABEL_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model name; empty selects the server's default model."""
     version: _builtins.int
@@ -77,6 +78,8 @@ class ClassifyRequest(_message.Message):
     """
     version_label: _builtins.str
     """A version label ("stable", "canary", ...) instead of a version; leave version 0."""
+    request_id: _builtins.str
+    """Optional: with a canary weight set, the same id always goes to the same version."""
     @_builtins.property
     def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___Image]:
         """The images, one message each."""
@@ -90,10 +93,11 @@ class ClassifyRequest(_message.Message):
         packed_pixels: _builtins.bytes = ...,
         top_k: _builtins.int = ...,
         version_label: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "model", b"model", "packed_pixels", b"packed_pixels", "top_k", b"top_k", "version", b"version", "version_label", b"version_label"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "model", b"model", "packed_pixels", b"packed_pixels", "request_id", b"request_id", "top_k", b"top_k", "version", b"version", "version_label", b"version_label"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -404,11 +408,14 @@ class ModelStatus(_message.Message):
     OUTPUT_FIELD_NUMBER: _builtins.int
     VERSION_LABELS_FIELD_NUMBER: _builtins.int
     PENDING_LABELS_FIELD_NUMBER: _builtins.int
+    CANARY_WEIGHT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     default_version: _builtins.int
     """The version a request without a pinned version or label gets (the "stable" label's,
     else the newest that passed the quality gate); 0 when none.
     """
+    canary_weight: _builtins.float
+    """The share of requests that pin nothing sent to the "canary" label's version."""
     @_builtins.property
     def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelVersionStatus]: ...
     @_builtins.property
@@ -437,10 +444,11 @@ class ModelStatus(_message.Message):
         output: _model_card_pb2.TensorSpec | None = ...,
         version_labels: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         pending_labels: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        canary_weight: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "output", b"output"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_version", b"default_version", "input", b"input", "name", b"name", "output", b"output", "pending_labels", b"pending_labels", "version_labels", b"version_labels", "versions", b"versions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canary_weight", b"canary_weight", "default_version", b"default_version", "input", b"input", "name", b"name", "output", b"output", "pending_labels", b"pending_labels", "version_labels", b"version_labels", "versions", b"versions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

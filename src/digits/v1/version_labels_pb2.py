@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x64igits/v1/version_labels.proto\x12\tdigits.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x01\n\x0bLabelChange\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x18\n\x10previous_version\x18\x03 \x01(\x03\x12+\n\x07\x63hanged\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\"\x9d\x01\n\rVersionLabels\x12\x34\n\x06labels\x18\x01 \x03(\x0b\x32$.digits.v1.VersionLabels.LabelsEntry\x12\'\n\x07history\x18\x02 \x03(\x0b\x32\x16.digits.v1.LabelChange\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x64igits/v1/version_labels.proto\x12\tdigits.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x01\n\x0bLabelChange\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x18\n\x10previous_version\x18\x03 \x01(\x03\x12+\n\x07\x63hanged\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x15\n\rcanary_weight\x18\x06 \x01(\x01\"\xb4\x01\n\rVersionLabels\x12\x34\n\x06labels\x18\x01 \x03(\x0b\x32$.digits.v1.VersionLabels.LabelsEntry\x12\'\n\x07history\x18\x02 \x03(\x0b\x32\x16.digits.v1.LabelChange\x12\x15\n\rcanary_weight\x18\x03 \x01(\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VERSIONLABELS_LABELSENTRY']._loaded_options = None
   _globals['_VERSIONLABELS_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_LABELCHANGE']._serialized_start=79
-  _globals['_LABELCHANGE']._serialized_end=211
-  _globals['_VERSIONLABELS']._serialized_start=214
-  _globals['_VERSIONLABELS']._serialized_end=371
-  _globals['_VERSIONLABELS_LABELSENTRY']._serialized_start=326
-  _globals['_VERSIONLABELS_LABELSENTRY']._serialized_end=371
+  _globals['_LABELCHANGE']._serialized_end=234
+  _globals['_VERSIONLABELS']._serialized_start=237
+  _globals['_VERSIONLABELS']._serialized_end=417
+  _globals['_VERSIONLABELS_LABELSENTRY']._serialized_start=372
+  _globals['_VERSIONLABELS_LABELSENTRY']._serialized_end=417
 # @@protoc_insertion_point(module_scope)

@@ -34,13 +34,16 @@ class LabelChange(_message.Message):
     PREVIOUS_VERSION_FIELD_NUMBER: _builtins.int
     CHANGED_FIELD_NUMBER: _builtins.int
     ACTION_FIELD_NUMBER: _builtins.int
+    CANARY_WEIGHT_FIELD_NUMBER: _builtins.int
     label: _builtins.str
     version: _builtins.int
     """The version the label points at after the change; 0 when it was removed."""
     previous_version: _builtins.int
     """The version it pointed at before; 0 when it was new."""
     action: _builtins.str
-    """"promote", "rollback" or "remove"."""
+    """"promote", "rollback", "remove" or "weight"."""
+    canary_weight: _builtins.float
+    """For "weight": the canary weight set."""
     @_builtins.property
     def changed(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -51,10 +54,11 @@ class LabelChange(_message.Message):
         previous_version: _builtins.int = ...,
         changed: _timestamp_pb2.Timestamp | None = ...,
         action: _builtins.str = ...,
+        canary_weight: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "changed", b"changed", "label", b"label", "previous_version", b"previous_version", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "canary_weight", b"canary_weight", "changed", b"changed", "label", b"label", "previous_version", b"previous_version", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -86,6 +90,11 @@ class VersionLabels(_message.Message):
 
     LABELS_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
+    CANARY_WEIGHT_FIELD_NUMBER: _builtins.int
+    canary_weight: _builtins.float
+    """The share (0 to 1) of requests that pin nothing sent to the "canary" label's version
+    instead of the default; the same request id always gets the same answer.
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Label -> version. A server moves a label only onto a version it has loaded and the
@@ -101,10 +110,11 @@ class VersionLabels(_message.Message):
         *,
         labels: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         history: _abc.Iterable[Global___LabelChange] | None = ...,
+        canary_weight: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["history", b"history", "labels", b"labels"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canary_weight", b"canary_weight", "history", b"history", "labels", b"labels"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,7 +25,7 @@ def classify_request(message: classifier_pb2.ClassifyRequest,
     """A ClassifyRequest message as the data plane's request."""
     return ClassifyRequest(images=request_images(message), model=message.model,
                            version=message.version, top_k=message.top_k, deadline=deadline,
-                           label=message.version_label)
+                           label=message.version_label, request_id=message.request_id)
 
 
 def classify_response(answer: Classification) -> classifier_pb2.ClassifyResponse:
@@ -76,6 +76,7 @@ def model_status(status: ModelStatus) -> classifier_pb2.ModelStatus:
                 golden_source=gate.golden_source, default_accuracy=gate.default_accuracy))
     message.version_labels.update(status.labels)
     message.pending_labels.update(status.pending_labels)
+    message.canary_weight = status.canary_weight
     if status.default_card is not None:
         message.input.CopyFrom(status.default_card.input)
         message.output.CopyFrom(status.default_card.output)

@@ -65,7 +65,7 @@ class InferenceServicer(open_inference_pb2_grpc.GRPCInferenceServiceServicer):
         answer = await self._dataplane.classify(ClassifyRequest(
             images=tensors.request_images(_inputs(request)), model=request.model_name,
             version=parse_version(request.model_version, "model_version"),
-            label=_version_label(request),
+            label=_version_label(request), request_id=request.id,
             top_k=classification, top_k_field=field or "top_k",
             deadline=None if remaining is None else time.monotonic() + remaining))
         output = tensors.output_tensor(answer, classification)

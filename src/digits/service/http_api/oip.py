@@ -73,7 +73,8 @@ class _Handlers:
         classification, field = tensors.classification_of(body.outputs)
         answer = await self._dataplane.classify(ClassifyRequest(
             images=tensors.request_images(body.inputs), model=name, version=version,
-            label=body.version_label, top_k=classification, top_k_field=field or "top_k",
+            label=body.version_label, request_id=body.id, top_k=classification,
+            top_k_field=field or "top_k",
             deadline=deadline_of(request)))
         content, headers = render_infer(answer, tensors.output_tensor(answer, classification),
                                         body.id, body.binary_output)

@@ -94,12 +94,13 @@ class ModelRegistry:
             self._retire(model, record)
         await self._changed()
 
-    async def set_labels(self, name: str, labels: Mapping[str, int]) -> None:
-        """The version labels the volume asks for (all of them: absent ones are dropped);
-        each moves once its version is AVAILABLE."""
+    async def set_labels(self, name: str, labels: Mapping[str, int],
+                         canary_weight: float = 0.0) -> None:
+        """The version labels the volume asks for (all of them: absent ones are dropped),
+        each moving once its version is AVAILABLE, and the canary's share."""
         model = self._model(name)
-        if model.requested_labels != dict(labels):
-            model.requested_labels = dict(labels)
+        if (model.requested_labels, model.canary_weight) != (dict(labels), canary_weight):
+            model.requested_labels, model.canary_weight = dict(labels), canary_weight
             await self._changed()
 
     def report_problem(self, problem: str | None) -> None:
@@ -119,14 +120,16 @@ class ModelRegistry:
     # -- requests ---------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def acquire(self, name: str, version: int = 0, label: str = "") -> Iterator[ModelVersion]:
+    def acquire(self, name: str, version: int = 0, label: str = "",
+                request_id: str = "") -> Iterator[ModelVersion]:
         """The version to serve a request; it stays loaded until the block exits.
 
         ``version`` 0 and no ``label`` mean the default: the ``stable`` label's version,
-        else the newest loaded version that passed the gate. A pinned version may be a
+        else the newest loaded version that passed the gate, or the ``canary`` label's
+        for its weighted share (by ``request_id`` when given). A pinned version may be a
         rejected one. Raises InvalidInput, ModelNotFound or ModelUnavailable with the fix.
         """
-        record = self._route(name, version, label)
+        record = self._route(name, version, label, request_id)
         record.in_flight += 1
         try:
             yield record
@@ -135,7 +138,7 @@ class ModelRegistry:
             if record.state is VersionState.UNLOADING and record.in_flight == 0:
                 self._start_unload(self._models[record.name], record)
 
-    def _route(self, name: str, version: int, label: str) -> ModelVersion:
+    def _route(self, name: str, version: int, label: str, request_id: str) -> ModelVersion:
         model = self._known_model(name)
         if version < 0:
             raise InvalidInput(f"version: {version} is not a version; send 0 for the newest "
@@ -153,10 +156,10 @@ class ModelRegistry:
                     f"versions: {', '.join(map(str, sorted(pinnable))) or 'none'} (send 0 "
                     "for the default)")
             return pinnable[version]
-        default = model.default
-        if default is None:
+        chosen = model.unpinned(request_id)
+        if chosen is None:
             raise ModelUnavailable(model.why_no_default())
-        return default
+        return chosen
 
     def _known_model(self, name: str) -> ModelVersions:
         """The model a request names, the name validated before it is used anywhere."""
@@ -236,6 +239,7 @@ class ModelRegistry:
             pending_labels={label: version for label, version
                             in model.requested_labels.items()
                             if model.labels.get(label) != version},
+            canary_weight=model.canary_weight,
         )
 
     def statuses(self) -> list[ModelStatus]:

@@ -1,17 +1,16 @@
 """The registry's records: one loaded (or loading, failed, unloading) version, and the
 records of one model name."""
 
+import hashlib
+import random
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from digits.modelstore.labels import InvalidLabels, validate_label
+from digits.modelstore.labels import CANARY, STABLE, InvalidLabels, validate_label
 from digits.modelstore.saved_model import LoadedModel
 from digits.service.domain import GateResult, VersionState, VersionStatus
 from digits.service.errors import InvalidInput, ModelNotFound, ModelUnavailable, echo
-
-# The label whose version unpinned requests get.
-STABLE = "stable"
 
 if TYPE_CHECKING:
     from digits.service.batching import Predictor
@@ -60,6 +59,7 @@ class ModelVersions:
     # moves onto a version only once it is AVAILABLE, and keeps its old one till then.
     requested_labels: dict[str, int] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
+    canary_weight: float = 0.0  # share of unpinned requests sent to the canary
 
     def resolve_labels(self) -> None:
         """Move each label onto its requested version if that is AVAILABLE, else keep the
@@ -93,6 +93,16 @@ class ModelVersions:
             return available[stable]
         return available[max(available)] if available else None
 
+    def unpinned(self, request_id: str = "") -> ModelVersion | None:
+        """The version a request that pins nothing gets: the canary's for
+        ``canary_weight`` of them (the same ``request_id``, the same answer), else the
+        default."""
+        default, canary = self.default, self.labels.get(CANARY)
+        if default is None or canary is None or canary == default.version or (
+                share(request_id) >= self.canary_weight):
+            return default
+        return self.versions[canary]
+
     def labelled(self, label: str) -> ModelVersion:
         """The version a request naming ``label`` gets; raises with the fix."""
         try:
@@ -124,3 +134,12 @@ class ModelVersions:
                     "or publish a better version")
         return (f"model {self.name!r} has no loaded version yet{note}; retry once a version "
                 "has loaded")
+
+
+def share(request_id: str) -> float:
+    """A number in [0, 1): a hash of ``request_id`` when there is one (so a retried
+    request lands where it did), else random."""
+    if not request_id:
+        return random.random()
+    digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64

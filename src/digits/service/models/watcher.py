@@ -157,7 +157,7 @@ class VolumeWatcher:
             self._labels_errors[name] = str(error)
             return
         self._labels_errors.pop(name, None)
-        await self._registry.set_labels(name, dict(labels.labels))
+        await self._registry.set_labels(name, dict(labels.labels), labels.canary_weight)
 
     def _record_gate(self, name: str, number: int, judged: GateResult) -> None:
         result = ("ungated" if judged.accuracy is None and judged.passed
