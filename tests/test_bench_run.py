@@ -92,7 +92,7 @@ def test_bench_drives_an_external_oip_server_with_the_same_load(
         result = subprocess.run(command, capture_output=True, text=True, timeout=600,
                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         classified = sample_value(scrape(external.metrics_port),
-                                  "digits_images_classified_total", {"model": "a"})
+                                  "digits_images_classified_total", {"model": "a", "version": "1"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 img x c2 oip @other" in result.stdout
     rows = json.loads(output.read_text())["results"]

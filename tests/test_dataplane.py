@@ -126,9 +126,10 @@ async def test_a_batch_is_classified_by_the_default_models_newest_version(
         "mnist", 2, LABELS, 2)
     assert answer.probabilities.argmax(axis=1).tolist() == [0, 5, 9]
     sample = plane.metrics.registry.get_sample_value
-    assert sample("digits_images_classified_total", {"model": "mnist"}) == 3
-    assert sample("digits_predictions_total", {"model": "mnist", "label": "5"}) == 1
-    assert sample("digits_prediction_confidence_count", {"model": "mnist"}) == 3
+    version = {"model": "mnist", "version": "2"}
+    assert sample("digits_images_classified_total", version) == 3
+    assert sample("digits_predictions_total", version | {"label": "5"}) == 1
+    assert sample("digits_prediction_confidence_count", version) == 3
 
 
 async def test_raw_and_encoded_images_are_decoded_off_the_event_loop(plane: Plane) -> None:

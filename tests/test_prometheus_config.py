@@ -19,7 +19,7 @@ RULE_TESTS = sorted((ROOT / "tests" / "prometheus").glob("*_test.yml"))
 REQUIRED_ALERTS = {
     "DigitsServiceDown", "DigitsHighErrorRatio", "DigitsHighLatencyP99",
     "DigitsModelLoadFailures", "DigitsNoModelLoaded", "DigitsPredictedDigitShift",
-    "DigitsFileDescriptorsNearLimit",
+    "DigitsFileDescriptorsNearLimit", "DigitsCanaryWorseThanStable",
 }
 # A metric name in an expression; recording rules (level:metric:operation) are preceded
 # by a colon and are not the service's metrics.

@@ -23,6 +23,7 @@ from support.client_envs import client_python, run_client
 from support.load import Load, answered_by
 from support.models import install
 from support.polling import wait_for
+from support.prometheus import sample_value
 from support.servers import Running, loopback_settings, running_server, wait_available
 
 
@@ -154,6 +155,10 @@ async def test_a_canary_at_a_fifth_gets_a_fifth_of_the_unpinned_requests(
                     and status.canary_weight == pytest.approx(0.2))
 
         await wait_for(split, "stable 1 and a canary 2 at 0.2")
+        page = running.scrape()
+        for label, version in (("stable", "1"), ("canary", "2")):
+            assert sample_value(page, "digits_model_version_label_info",
+                                {"model": "mnist", "label": label, "version": version}) == 1
         versions = await _versions(running, [f"id-{index}" for index in range(2000)])
         to_canary = versions.count(2)
         assert 0.15 * 2000 <= to_canary <= 0.25 * 2000, to_canary

@@ -80,6 +80,12 @@ class BulkHistogram(Collector):
                 child = self._children[key] = BulkHistogramChild(self._bounds, self._lock)
         return child
 
+    def remove(self, **labels: str) -> None:
+        """Drop the child of one label set (and its series), if there is one."""
+        key = tuple(labels[name] for name in self._labelnames)
+        with self._lock:
+            self._children.pop(key, None)
+
     def describe(self) -> Iterator[HistogramMetricFamily]:
         """The metric's name, so the registry refuses a second metric of that name."""
         yield HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)

@@ -70,7 +70,7 @@ class DataPlane:
             pixels = await self._pixels(request)
             assert version.predictor is not None  # every loaded version has one
             probabilities = await version.predictor.predict(pixels, request.deadline)
-        self._predictions.record(version.name, version.labels, probabilities)
+        self._predictions.record(version.name, version.version, version.labels, probabilities)
         return Classification(version.name, version.version, version.labels, probabilities,
                               request.top_k)
 

@@ -32,14 +32,18 @@ class ServiceMetrics:
         self.request_duration = Histogram(
             "digits_request_duration_seconds", "Request latency, by protocol and method.",
             ["protocol", "method"], buckets=LATENCY_BUCKETS, registry=r)
+        # By version too (series of unloaded versions are removed), so a canary can be
+        # compared with stable.
         self.images_classified = Counter(
-            "digits_images_classified", "Images classified, by model.", ["model"], registry=r)
+            "digits_images_classified", "Images classified, by model and version.",
+            ["model", "version"], registry=r)
         self.predictions = Counter(
-            "digits_predictions", "Predicted digits, by model and predicted label.",
-            ["model", "label"], registry=r)
+            "digits_predictions", "Predicted digits, by model, version and predicted label.",
+            ["model", "version", "label"], registry=r)
         self.confidence = BulkHistogram(
-            "digits_prediction_confidence", "Probability of the predicted class, by model.",
-            ["model"], buckets=CONFIDENCE_BUCKETS, registry=r)
+            "digits_prediction_confidence",
+            "Probability of the predicted class, by model and version.",
+            ["model", "version"], buckets=CONFIDENCE_BUCKETS, registry=r)
         self.batch_size = Histogram(
             "digits_batch_size_images", "Images per model call, by model.",
             ["model"], buckets=BATCH_SIZE_BUCKETS, registry=r)
@@ -62,6 +66,11 @@ class ServiceMetrics:
         self.loaded_versions = Gauge(
             "digits_model_versions_loaded", "Versions loaded and serving, by model.",
             ["model"], registry=r)
+        self.label_info = Gauge(
+            "digits_model_version_label_info",
+            "1 for each version label and the version it routes to, by model (join on "
+            "model and version to compare a canary with stable).",
+            ["model", "label", "version"], registry=r)
         self.default_version = Gauge(
             "digits_model_default_version",
             "Version that requests without a pinned version get, by model.",

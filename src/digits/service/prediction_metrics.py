@@ -19,12 +19,14 @@ class PredictionMetrics:
     so the label set stays that of the predictions made.
     """
 
-    def __init__(self, metrics: ServiceMetrics, model: str, labels: Sequence[str]) -> None:
-        self._model = model
+    def __init__(self, metrics: ServiceMetrics, model: str, version: int,
+                 labels: Sequence[str]) -> None:
+        self._metrics = metrics
+        self._model, self._version = model, str(version)
         self._labels = tuple(labels)
         self._predictions = metrics.predictions
-        self._images = metrics.images_classified.labels(model=model)
-        self._confidence = metrics.confidence.labels(model=model)
+        self._images = metrics.images_classified.labels(model=model, version=self._version)
+        self._confidence = metrics.confidence.labels(model=model, version=self._version)
         self._by_label: list[Counter | None] = [None] * len(self._labels)
 
     def record(self, probabilities: np.ndarray) -> None:
@@ -45,22 +47,41 @@ class PredictionMetrics:
     def _label(self, index: int) -> Counter:
         child = self._by_label[index]
         if child is None:
-            child = self._predictions.labels(model=self._model, label=self._labels[index])
+            child = self._predictions.labels(model=self._model, version=self._version,
+                                             label=self._labels[index])
             self._by_label[index] = child
         return child
 
 
+    def remove(self) -> None:
+        """Drop this version's series."""
+        self._metrics.images_classified.remove(self._model, self._version)
+        self._metrics.confidence.remove(model=self._model, version=self._version)
+        for index, child in enumerate(self._by_label):
+            if child is not None:
+                self._predictions.remove(self._model, self._version, self._labels[index])
+
+
 class PredictionRecorder:
-    """Prediction metrics of every model, made on first use (one per model and label set)."""
+    """Prediction metrics of every loaded version, made on first use (one per model,
+    version and label set) and removed when the version unloads."""
 
     def __init__(self, metrics: ServiceMetrics) -> None:
         self._metrics = metrics
-        self._by_model: dict[tuple[str, tuple[str, ...]], PredictionMetrics] = {}
+        self._by_version: dict[tuple[str, int, tuple[str, ...]], PredictionMetrics] = {}
 
-    def record(self, model: str, labels: tuple[str, ...], probabilities: np.ndarray) -> None:
-        """Count one answer of ``model`` (a loaded model's name: labels stay bounded)."""
-        recorder = self._by_model.get((model, labels))
+    def record(self, model: str, version: int, labels: tuple[str, ...],
+               probabilities: np.ndarray) -> None:
+        """Count one answer of a loaded version (its name and number: labels stay
+        bounded)."""
+        key = (model, version, labels)
+        recorder = self._by_version.get(key)
         if recorder is None:
-            recorder = PredictionMetrics(self._metrics, model, labels)
-            self._by_model[(model, labels)] = recorder
+            recorder = PredictionMetrics(self._metrics, model, version, labels)
+            self._by_version[key] = recorder
         recorder.record(probabilities)
+
+    def forget(self, model: str, version: int) -> None:
+        """Remove the series of a version that has unloaded."""
+        for key in [key for key in self._by_version if key[:2] == (model, version)]:
+            self._by_version.pop(key).remove()

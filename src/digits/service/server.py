@@ -22,7 +22,12 @@ from digits.service.grpc_api.health import HealthReporter
 from digits.service.grpc_api.interceptor import RequestInterceptor
 from digits.service.http_api.server import HttpServer
 from digits.service.metrics import ServiceMetrics
-from digits.service.models.hooks import HeapHook, PredictorHook, VersionGauges
+from digits.service.models.hooks import (
+    HeapHook,
+    PredictionSeries,
+    PredictorHook,
+    VersionGauges,
+)
 from digits.service.models.registry import ModelRegistry
 from digits.service.models.watcher import VolumeWatcher
 from digits.service.prediction_metrics import PredictionRecorder
@@ -44,14 +49,15 @@ class DigitsServer:
         self._decode_executor = concurrent.futures.ThreadPoolExecutor(threads, "digits-decode")
         self.health = HealthReporter(settings.volume.default_model, services=list(PROTOCOLS))
         self._heap = HeapHook()
+        predictions = PredictionRecorder(metrics)
         self.registry = ModelRegistry([
             PredictorHook(settings.batching, metrics, self._inference_executor),
-            self._heap, VersionGauges(metrics), self.health])
+            self._heap, VersionGauges(metrics), PredictionSeries(predictions), self.health])
         self.watcher = VolumeWatcher(settings.volume, self.registry, metrics)
         self.dataplane = DataPlane(
             self.registry, default_model=settings.volume.default_model,
             limits=settings.limits, decode_executor=self._decode_executor,
-            predictions=PredictionRecorder(metrics))
+            predictions=predictions)
         self._interceptor = RequestInterceptor(metrics, PROTOCOLS)
         self.max_connections = descriptors.connections_within(
             settings.connections.max_connections, descriptors.raise_soft_limit())

@@ -12,6 +12,7 @@ from digits.service.batching import make_predictor
 from digits.service.metrics import ServiceMetrics
 from digits.service.models import heap
 from digits.service.models.registry import ModelRegistry, ModelVersion, RegistryListener
+from digits.service.prediction_metrics import PredictionRecorder
 from digits.service.settings import BatchingSettings
 
 
@@ -63,8 +64,23 @@ class VersionGauges(RegistryListener):
         self._labelled.add(version.name)
 
     async def on_change(self, registry: ModelRegistry) -> None:
+        self._metrics.label_info.clear()
         for name in self._labelled:
             loaded = registry.loaded_versions(name)
             self._metrics.loaded_versions.labels(model=name).set(len(loaded))
             self._metrics.default_version.labels(model=name).set(
                 registry.default_version(name))
+            for label, version in registry.routed_labels(name).items():
+                self._metrics.label_info.labels(model=name, label=label,
+                                                version=str(version)).set(1)
+
+
+class PredictionSeries(RegistryListener):
+    """Removes an unloaded version's prediction series, so they stay bounded by the
+    versions loaded."""
+
+    def __init__(self, recorder: PredictionRecorder) -> None:
+        self._recorder = recorder
+
+    async def on_unload(self, version: ModelVersion) -> None:
+        self._recorder.forget(version.name, version.version)

@@ -205,6 +205,12 @@ class ModelRegistry:
         model = self._models.get(name)
         return {n: r.source for n, r in model.pinnable().items()} if model else {}
 
+    def routed_labels(self, name: str) -> dict[str, int]:
+        """Each label of ``name`` and the version it routes to now (none for unknown
+        names)."""
+        model = self._models.get(name)
+        return dict(model.labels) if model else {}
+
     def labelled_versions(self, name: str) -> set[int]:
         """Versions a label asks for or still routes to (the watcher keeps them loaded)."""
         model = self._models.get(name)
