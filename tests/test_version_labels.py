@@ -183,3 +183,40 @@ async def _versions(running: Running, request_ids: list[str]) -> list[int]:
 async def _no_canary(running: Running) -> bool:
     status = await running.stub.GetModel(classifier_pb2.GetModelRequest(name="mnist"))
     return status.canary_weight == 0
+
+
+async def test_a_canary_less_sure_than_stable_is_halted_by_the_server(
+        models_root: Path) -> None:
+    from digits.jobs.export import DenseStackServingModule, export_model
+    from digits.v1.model_card_pb2 import ModelCard
+
+    def export(bias: np.ndarray) -> None:
+        """A dense version answering softmax(bias) whatever the image."""
+        weights = (np.zeros((784, 10), np.float32), bias.astype(np.float32))
+        export_model(DenseStackServingModule([weights], "softmax"), models_root, "mnist",
+                     ModelCard(labels=[str(digit) for digit in range(10)],
+                               experiment="test"))
+
+    export(np.eye(10)[7] * 20)  # stable: a sure 7
+    export(np.zeros(10))  # canary: 0.1 for every digit
+    promote(models_root, "mnist", "1")
+    promote(models_root, "mnist", "2", "--label", "canary", "--weight", "0.5")
+    settings = loopback_settings(models_root, canary_min_images=50, canary_window=60)
+    async with running_server(settings) as running:
+        await wait_for(lambda: _split_at(running, 0.5), "a canary at 0.5")
+        first = await _versions(running, [f"id-{index}" for index in range(300)])
+        assert first.count(2) > 50  # it took its share until it was judged
+        status = await running.stub.GetModel(classifier_pb2.GetModelRequest(name="mnist"))
+        assert status.canary_halted.startswith("canary version 2 halted: low-confidence "
+                                               "share 1.000 against stable's 0.000")
+        assert set(await _versions(running, [f"id-{index}" for index in range(200)])) == {1}
+        named = await running.classify(np.zeros((1, 28, 28), np.uint8),
+                                       version_label="canary")
+        assert named.version == 2
+        assert sample_value(running.scrape(), "digits_canary_halts_total",
+                            {"model": "mnist"}) == 1
+
+
+async def _split_at(running: Running, weight: float) -> bool:
+    status = await running.stub.GetModel(classifier_pb2.GetModelRequest(name="mnist"))
+    return status.canary_weight == pytest.approx(weight) and "canary" in status.version_labels

@@ -21,7 +21,8 @@ from digits.service.domain import (
     ModelStatus,
     ServerMetadata,
 )
-from digits.service.errors import DeadlineExpired, InvalidInput
+from digits.service.errors import DeadlineExpired, InvalidInput, ModelUnavailable, Overloaded
+from digits.service.models.canary import CanaryGuard
 from digits.service.models.registry import ModelRegistry
 from digits.service.prediction_metrics import PredictionRecorder
 from digits.service.settings import LimitSettings
@@ -34,13 +35,14 @@ class DataPlane:
 
     def __init__(self, registry: ModelRegistry, *, default_model: str, limits: LimitSettings,
                  decode_executor: concurrent.futures.Executor,
-                 predictions: PredictionRecorder) -> None:
+                 predictions: PredictionRecorder, canary: CanaryGuard | None = None) -> None:
         self._registry = registry
         self._default_model = default_model
         self._max_images = limits.max_images_per_request
         self._limits = limits
         self._decode_executor = decode_executor
         self._predictions = predictions
+        self._canary = canary
         self._draining = False
 
     async def classify(self, request: ClassifyRequest) -> Classification:
@@ -69,8 +71,17 @@ class DataPlane:
                     f"ranking) to {classes} (every class of model {version.name!r})")
             pixels = await self._pixels(request)
             assert version.predictor is not None  # every loaded version has one
-            probabilities = await version.predictor.predict(pixels, request.deadline)
+            try:
+                probabilities = await version.predictor.predict(pixels, request.deadline)
+            except (DeadlineExpired, Overloaded, ModelUnavailable):
+                raise  # the load's or the client's, not the version's
+            except Exception:
+                if self._canary is not None:
+                    self._canary.observe(version.name, version.version, None)
+                raise
         self._predictions.record(version.name, version.version, version.labels, probabilities)
+        if self._canary is not None:
+            self._canary.observe(version.name, version.version, probabilities)
         return Classification(version.name, version.version, version.labels, probabilities,
                               request.top_k)
 

@@ -112,6 +112,7 @@ class ModelStatus:
     # Labels the volume moved to a version not loaded and through the gate yet.
     pending_labels: dict[str, int] = field(default_factory=dict)
     canary_weight: float = 0.0  # share of unpinned requests sent to the canary
+    canary_halted: str = ""  # why the canary guard stopped that share ('' if it did not)
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,10 @@ class ServiceMetrics:
             "Loaded versions judged by the quality gate, by model and result: passed, "
             "rejected (served only when pinned), ungated (no golden set).",
             ["model", "result"], registry=r)
+        self.canary_halts = Counter(
+            "digits_canary_halts",
+            "Canaries this server stopped sending unpinned requests, as worse than stable, "
+            "by model.", ["model"], registry=r)
         self.gate_duration = Histogram(
             "digits_model_gate_duration_seconds",
             "Time to classify the golden set with a new version and the default one.",

@@ -22,6 +22,7 @@ from digits.service.grpc_api.health import HealthReporter
 from digits.service.grpc_api.interceptor import RequestInterceptor
 from digits.service.http_api.server import HttpServer
 from digits.service.metrics import ServiceMetrics
+from digits.service.models.canary import CanaryGuard
 from digits.service.models.hooks import (
     HeapHook,
     PredictionSeries,
@@ -57,7 +58,8 @@ class DigitsServer:
         self.dataplane = DataPlane(
             self.registry, default_model=settings.volume.default_model,
             limits=settings.limits, decode_executor=self._decode_executor,
-            predictions=predictions)
+            predictions=predictions,
+            canary=CanaryGuard(settings.volume, self.registry, metrics))
         self._interceptor = RequestInterceptor(metrics, PROTOCOLS)
         self.max_connections = descriptors.connections_within(
             settings.connections.max_connections, descriptors.raise_soft_limit())

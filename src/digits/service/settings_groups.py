@@ -142,11 +142,22 @@ class VolumeSettings(_Group):
         "score and still take traffic."))
     gate_min_accuracy: float = field(default=0.5, metadata=_setting(
         "Golden accuracy below which no version takes traffic, whatever its card claims."))
+    canary_window: float = field(default=300.0, metadata=_setting(
+        "Seconds over which the canary's predictions are compared with stable's."))
+    canary_min_images: int = field(default=200, metadata=_setting(
+        "Images each of canary and stable must have classified in a window before they "
+        "are compared."))
+    canary_max_excess: float = field(default=0.05, metadata=_setting(
+        "How far the canary's share of low-confidence predictions (at most 0.5) or of "
+        "failed model calls may exceed stable's in a window before this server stops "
+        "sending it unpinned requests."))
 
     def problems(self) -> list[str]:
         problems = _check(self, {"poll_interval": POSITIVE, "max_versions": POSITIVE,
                                  "gate_tolerance": FRACTION, "gate_margin": FRACTION,
-                                 "gate_min_accuracy": FRACTION})
+                                 "gate_min_accuracy": FRACTION, "canary_window": POSITIVE,
+                                 "canary_min_images": POSITIVE,
+                                 "canary_max_excess": FRACTION})
         try:
             validate_model_name(self.default_model)
         except InvalidModelName as error:

@@ -409,6 +409,7 @@ class ModelStatus(_message.Message):
     VERSION_LABELS_FIELD_NUMBER: _builtins.int
     PENDING_LABELS_FIELD_NUMBER: _builtins.int
     CANARY_WEIGHT_FIELD_NUMBER: _builtins.int
+    CANARY_HALTED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     default_version: _builtins.int
     """The version a request without a pinned version or label gets (the "stable" label's,
@@ -416,6 +417,10 @@ class ModelStatus(_message.Message):
     """
     canary_weight: _builtins.float
     """The share of requests that pin nothing sent to the "canary" label's version."""
+    canary_halted: _builtins.str
+    """Why this server stopped sending the canary unpinned requests (it did worse than
+    stable); empty when it did not. Cleared when the labels change the canary.
+    """
     @_builtins.property
     def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelVersionStatus]: ...
     @_builtins.property
@@ -445,10 +450,11 @@ class ModelStatus(_message.Message):
         version_labels: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         pending_labels: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         canary_weight: _builtins.float = ...,
+        canary_halted: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "output", b"output"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["canary_weight", b"canary_weight", "default_version", b"default_version", "input", b"input", "name", b"name", "output", b"output", "pending_labels", b"pending_labels", "version_labels", b"version_labels", "versions", b"versions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canary_halted", b"canary_halted", "canary_weight", b"canary_weight", "default_version", b"default_version", "input", b"input", "name", b"name", "output", b"output", "pending_labels", b"pending_labels", "version_labels", b"version_labels", "versions", b"versions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

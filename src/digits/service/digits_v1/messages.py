@@ -77,6 +77,7 @@ def model_status(status: ModelStatus) -> classifier_pb2.ModelStatus:
     message.version_labels.update(status.labels)
     message.pending_labels.update(status.pending_labels)
     message.canary_weight = status.canary_weight
+    message.canary_halted = status.canary_halted
     if status.default_card is not None:
         message.input.CopyFrom(status.default_card.input)
         message.output.CopyFrom(status.default_card.output)

@@ -101,7 +101,17 @@ class ModelRegistry:
         model = self._model(name)
         if (model.requested_labels, model.canary_weight) != (dict(labels), canary_weight):
             model.requested_labels, model.canary_weight = dict(labels), canary_weight
+            model.canary_halted = ""  # a changed canary gets a fresh start
             await self._changed()
+
+    def halt_canary(self, name: str, reason: str) -> None:
+        """Send ``name``'s canary no more unpinned requests (until its labels change)."""
+        self._model(name).canary_halted = reason
+
+    def canary_halted(self, name: str) -> str:
+        """Why ``name``'s canary was halted ('' when it was not)."""
+        model = self._models.get(name)
+        return model.canary_halted if model else ""
 
     def report_problem(self, problem: str | None) -> None:
         """Why versions may be missing (None: no problem), told to requests that find none."""
@@ -232,21 +242,7 @@ class ModelRegistry:
 
     def status(self, name: str) -> ModelStatus:
         """Versions and states of one model, newest first; raises like ``acquire``."""
-        model = self._known_model(name)
-        records = {record.version: record for record in model.retiring}
-        records.update(model.versions)  # a number's current record wins over its old copy
-        default = model.default
-        return ModelStatus(
-            name=model.name,
-            default_version=default.version if default else 0,
-            versions=[records[number].status for number in sorted(records, reverse=True)],
-            default_card=default.model.card if default and default.model else None,
-            labels=dict(model.labels),
-            pending_labels={label: version for label, version
-                            in model.requested_labels.items()
-                            if model.labels.get(label) != version},
-            canary_weight=model.canary_weight,
-        )
+        return self._known_model(name).status()
 
     def statuses(self) -> list[ModelStatus]:
         """Status of every model the registry knows."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from digits.modelstore.labels import CANARY, STABLE, InvalidLabels, validate_label
 from digits.modelstore.saved_model import LoadedModel
-from digits.service.domain import GateResult, VersionState, VersionStatus
+from digits.service.domain import GateResult, ModelStatus, VersionState, VersionStatus
 from digits.service.errors import InvalidInput, ModelNotFound, ModelUnavailable, echo
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class ModelVersions:
     requested_labels: dict[str, int] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
     canary_weight: float = 0.0  # share of unpinned requests sent to the canary
+    canary_halted: str = ""  # why the canary guard stopped the canary's share ('' if not)
 
     def resolve_labels(self) -> None:
         """Move each label onto its requested version if that is AVAILABLE, else keep the
@@ -99,9 +100,27 @@ class ModelVersions:
         default."""
         default, canary = self.default, self.labels.get(CANARY)
         if default is None or canary is None or canary == default.version or (
-                share(request_id) >= self.canary_weight):
+                self.canary_halted or share(request_id) >= self.canary_weight):
             return default
         return self.versions[canary]
+
+    def status(self) -> ModelStatus:
+        """Versions and states, newest first, with the labels and the canary's state."""
+        records = {record.version: record for record in self.retiring}
+        records.update(self.versions)  # a number's current record wins over its old copy
+        default = self.default
+        return ModelStatus(
+            name=self.name,
+            default_version=default.version if default else 0,
+            versions=[records[number].status for number in sorted(records, reverse=True)],
+            default_card=default.model.card if default and default.model else None,
+            labels=dict(self.labels),
+            pending_labels={label: version for label, version
+                            in self.requested_labels.items()
+                            if self.labels.get(label) != version},
+            canary_weight=self.canary_weight,
+            canary_halted=self.canary_halted,
+        )
 
     def labelled(self, label: str) -> ModelVersion:
         """The version a request naming ``label`` gets; raises with the fix."""
