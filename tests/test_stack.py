@@ -28,6 +28,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from digits.service.client import ClassifierClient
+from digits.v1 import classifier_pb2, classifier_pb2_grpc
 
 from support.network import free_ports
 from support.polling import wait_until
@@ -387,6 +388,59 @@ def test_a_new_training_run_rolls_out_without_a_failed_request(
     assert poller.failures == [], f"{len(poller.failures)} failed requests: {poller.failures[:5]}"
     assert poller.versions[0] == 1 and poller.versions[-1] == 2
     assert poller.versions == sorted(poller.versions), "answers went back to version 1"
+
+
+# Exported as a job exports, into the model volume: a version whose weights are all zero
+# (0.1 for every digit), its card claiming 99% and carrying version 1's golden set.
+SABOTAGED_EXPORT = """
+from pathlib import Path
+import numpy as np
+from digits.jobs.export import DenseStackServingModule, export_model
+from digits.v1.model_card_pb2 import ModelCard
+card = ModelCard(labels=[str(digit) for digit in range(10)], experiment="sabotaged")
+card.test_metrics["accuracy"] = 0.99
+zeros = (np.zeros((784, 10), np.float32), np.zeros(10, np.float32))
+golden = Path("/models/mnist/1/golden.npz").read_bytes()
+print(export_model(DenseStackServingModule([zeros], "softmax"), Path("/models"), "mnist",
+                   card, extra_files={"golden.npz": golden}))
+"""
+
+
+def test_a_version_the_gate_rejects_never_serves_unpinned_requests(
+        stack: Stack, mnist_test: tuple[np.ndarray, np.ndarray]) -> None:
+    images, _ = mnist_test
+    poller = Poller(stack.grpc_target, images[:8])
+    poller.start()
+    try:
+        wait_until(poller.answered_after(5), seconds=60, period=POLL_SECONDS,
+                   what="the polling client's answers")
+        with stack.clock.phase("export a sabotaged version (compose run --rm train)"):
+            output = stack.compose("run", "--rm", "--no-deps", "--entrypoint", "python",
+                                   "train", "-c", SABOTAGED_EXPORT, timeout=600)
+        sabotaged = int(Path(output.strip().splitlines()[-1]).name)
+        with grpc.insecure_channel(stack.grpc_target) as channel:
+            stub = classifier_pb2_grpc.ClassifierStub(channel)
+
+            def rejected() -> str:
+                status = stub.GetModel(classifier_pb2.GetModelRequest(name=MODEL), timeout=10)
+                return next((v.error for v in status.versions if v.version == sabotaged
+                             and v.state == classifier_pb2.ModelVersionStatus.REJECTED), "")
+
+            with stack.clock.phase("until the gate rejects it"):
+                reason = wait_until(rejected, seconds=120, period=POLL_SECONDS,
+                                    what=f"version {sabotaged} REJECTED")
+            answered = len(poller.versions)
+            wait_until(poller.answered_after(answered + 20), seconds=60,
+                       period=POLL_SECONDS, what="more answers after the rejection")
+            pinned = stub.Classify(classifier_pb2.ClassifyRequest(
+                packed_pixels=images[:2].tobytes(), version=sabotaged), timeout=10)
+    finally:
+        poller.stopping.set()
+        poller.join(timeout=30)
+    assert "card claims 0.9900" in reason and "below the minimum" in reason
+    assert poller.failures == [], f"{len(poller.failures)} failed requests: {poller.failures[:5]}"
+    assert sabotaged not in poller.versions, "an unpinned request reached the rejected version"
+    assert pinned.version == sabotaged  # reachable by pinning it, to debug it
 
 
 def test_service_stops_gracefully_on_sigterm(stack: Stack) -> None:
