@@ -82,10 +82,11 @@ class Plane:
         self.metrics = ServiceMetrics()
         self.registry = ModelRegistry([AttachPredictor()])
         self.decoder = CountingExecutor()
+        self.predictions = PredictionRecorder(self.metrics)
         self.dataplane = DataPlane(
             self.registry, default_model="mnist",
             limits=LimitSettings(max_images_per_request=8), decode_executor=self.decoder,
-            predictions=PredictionRecorder(self.metrics))
+            predictions=self.predictions)
 
     async def load(self, name: str, number: int) -> None:
         await self.registry.loaded(name, number, cast(LoadedModel, MeanModel()), None)
@@ -206,3 +207,24 @@ async def test_metadata_of_the_server_and_of_a_model(plane: Plane) -> None:
     assert plane.dataplane.model_metadata("mnist", 1).version == 1
     assert [m.name for m in plane.dataplane.models()] == ["mnist"]
     assert plane.dataplane.model_status("").default_version == 4
+
+
+async def test_model_calls_are_counted_by_version_and_result(plane: Plane) -> None:
+    await plane.load("mnist", 1)
+    await plane.dataplane.classify(ClassifyRequest(grey(0, 130, 255)))
+    with plane.registry.acquire("mnist") as version:
+        predictor = cast(DirectPredictor, version.predictor)
+
+    async def broken(pixels: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        raise RuntimeError("the graph failed")
+
+    predictor.predict = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await plane.dataplane.classify(ClassifyRequest(grey(0)))
+    sample = plane.metrics.registry.get_sample_value
+    calls = {"model": "mnist", "version": "1"}
+    assert sample("digits_model_calls_total", calls | {"result": "ok"}) == 1
+    assert sample("digits_model_calls_total", calls | {"result": "failed"}) == 1
+    plane.predictions.forget("mnist", 1)  # as on unload
+    assert sample("digits_model_calls_total", calls | {"result": "failed"}) is None
+    assert sample("digits_images_classified_total", calls) is None

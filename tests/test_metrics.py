@@ -32,7 +32,8 @@ def _samples(metrics: ServiceMetrics) -> list[tuple[str, list[tuple[str, str]], 
                   for family in metrics.registry.collect()
                   # The process's own figures (memory, CPU) move between two collections.
                   for s in family.samples
-                  if not s.name.endswith("_created") and not s.name.startswith("process_"))
+                  if not s.name.endswith("_created") and not s.name.startswith("process_")
+                  and not s.name.startswith("digits_model_calls"))  # calls, not images
 
 
 def test_prediction_metrics_count_the_same_one_image_at_a_time_as_in_bulk() -> None:
@@ -45,6 +46,10 @@ def test_prediction_metrics_count_the_same_one_image_at_a_time_as_in_bulk() -> N
     PredictionMetrics(bulk, "mnist", 1, labels).record(probabilities)
 
     assert _samples(one_at_a_time) == _samples(bulk)
+    calls = {"model": "mnist", "version": "1", "result": "ok"}
+    assert one_at_a_time.registry.get_sample_value("digits_model_calls_total", calls) == len(
+        probabilities)
+    assert bulk.registry.get_sample_value("digits_model_calls_total", calls) == 1
     predicted = np.bincount(probabilities.argmax(axis=1), minlength=10)
     for digit in range(10):
         value = bulk.registry.get_sample_value(

@@ -76,6 +76,7 @@ class DataPlane:
             except (DeadlineExpired, Overloaded, ModelUnavailable):
                 raise  # the load's or the client's, not the version's
             except Exception:
+                self._predictions.failed(version.name, version.version)
                 if self._canary is not None:
                     self._canary.observe(version.name, version.version, None)
                 raise

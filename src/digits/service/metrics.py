@@ -40,6 +40,11 @@ class ServiceMetrics:
         self.predictions = Counter(
             "digits_predictions", "Predicted digits, by model, version and predicted label.",
             ["model", "version", "label"], registry=r)
+        self.model_calls = Counter(
+            "digits_model_calls",
+            "Classify requests that reached a version's model, by model, version and result: "
+            "ok, or failed (the model's fault; not the client's, a deadline or overload).",
+            ["model", "version", "result"], registry=r)
         self.confidence = BulkHistogram(
             "digits_prediction_confidence",
             "Probability of the predicted class, by model and version.",

@@ -1,5 +1,6 @@
 """What each model predicts, counted for drift monitoring: labels and confidences."""
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,6 +27,7 @@ class PredictionMetrics:
         self._labels = tuple(labels)
         self._predictions = metrics.predictions
         self._images = metrics.images_classified.labels(model=model, version=self._version)
+        self._ok = metrics.model_calls.labels(model=model, version=self._version, result="ok")
         self._confidence = metrics.confidence.labels(model=model, version=self._version)
         self._by_label: list[Counter | None] = [None] * len(self._labels)
 
@@ -33,6 +35,7 @@ class PredictionMetrics:
         """Count the images and their predicted labels; observe the confidences."""
         indices = probabilities.argmax(axis=1)
         confidences = probabilities[np.arange(len(indices)), indices]
+        self._ok.inc()
         self._images.inc(len(indices))
         if len(indices) < FEW_IMAGES:
             for index, confidence in zip(indices.tolist(), confidences.tolist(), strict=True):
@@ -81,7 +84,15 @@ class PredictionRecorder:
             self._by_version[key] = recorder
         recorder.record(probabilities)
 
+    def failed(self, model: str, version: int) -> None:
+        """Count a model call of a loaded version that failed."""
+        self._metrics.model_calls.labels(model=model, version=str(version),
+                                         result="failed").inc()
+
     def forget(self, model: str, version: int) -> None:
         """Remove the series of a version that has unloaded."""
         for key in [key for key in self._by_version if key[:2] == (model, version)]:
             self._by_version.pop(key).remove()
+        for result in ("ok", "failed"):
+            with contextlib.suppress(KeyError):  # a result it never had
+                self._metrics.model_calls.remove(model, str(version), result)
