@@ -205,7 +205,7 @@ async def test_a_canary_less_sure_than_stable_is_halted_by_the_server(
     async with running_server(settings) as running:
         await wait_for(lambda: _split_at(running, 0.5), "a canary at 0.5")
         first = await _versions(running, [f"id-{index}" for index in range(300)])
-        assert first.count(2) > 50  # it took its share until it was judged
+        assert first.count(2) >= 50  # it took its share until judged (50 images each)
         status = await running.stub.GetModel(classifier_pb2.GetModelRequest(name="mnist"))
         assert status.canary_halted.startswith("canary version 2 halted: low-confidence "
                                                "share 1.000 against stable's 0.000")
