@@ -144,6 +144,9 @@ def test_the_notebook_runs_top_to_bottom_and_shows_real_results(
         assert f"| {variant} |" in text
     assert "Ranked by mean validation accuracy" in text
 
+    for version in (1, 2):  # each version passed the quality gate on its golden set
+        assert float(_figure(rf"mnist v{version} gate: passed: golden accuracy ([\d.]+)",
+                             text)[1]) >= 0.85
     for version in (1, 2):  # the dense network, then the CNN, through digits serve
         served = _figure(rf"served mnist v{version}: (\d+) of (\d+) test images right", text)
         assert int(served[1]) >= 0.85 * int(served[2])

@@ -136,3 +136,26 @@ async def test_an_unusable_golden_set_rejects_the_version_naming_the_file(
         await wait_for(rejected, "version 1 REJECTED")
         reason = await rejected_with_reason()
         assert "golden set cannot be used" in reason and "mnist/golden.npz" in reason
+
+
+async def test_an_older_version_is_not_held_to_a_newer_default(
+        models_root: Path, mnist: dict[str, np.ndarray],
+        trained: tuple[Weights, float]) -> None:
+    weights, accuracy = trained
+    # Version 1 a clearly weaker model (noisy weights) with an honest card, version 2 the
+    # good one: at start-up version 2 loads first and becomes the default, then version 1
+    # loads; it would fail the margin against version 2, but it is not taking over.
+    noise = np.random.default_rng(0).normal(0, 0.15, weights[0].shape).astype(np.float32)
+    weaker = (weights[0] + noise, weights[1])
+    held_out = mnist["x_test"][GOLDEN:GOLDEN + 2000].reshape(2000, -1) / 255.0
+    weaker_accuracy = float(np.mean((held_out @ weaker[0] + weaker[1]).argmax(axis=1)
+                                    == mnist["y_test"][GOLDEN:GOLDEN + 2000]))
+    assert 0.6 < weaker_accuracy < accuracy - 0.03  # worse than the margin allows
+    export(models_root, weaker, weaker_accuracy, mnist)
+    export(models_root, weights, accuracy, mnist)
+    async with running_server(loopback_settings(models_root)) as running:
+        await wait_available(running, "mnist", [1, 2])
+        status = await running.stub.GetModel(classifier_pb2.GetModelRequest(name="mnist"))
+        gates = {v.version: v.gate for v in status.versions}
+        assert gates[1].passed and not gates[1].HasField("default_accuracy")
+        assert gates[2].passed and status.default_version == 2

@@ -9,7 +9,7 @@ passes only if
   three standard errors of a sample that size (so a small golden set does not fail a
   good version by chance);
 - its golden accuracy is at least the current default version's on the same images, less
-  ``margin``;
+  ``margin``, when it is newer than the default (an older version is not taking over);
 - its golden accuracy is at least ``min_accuracy``, whatever the card claims (a first
   version has no default to be compared with).
 

@@ -181,8 +181,12 @@ class VolumeWatcher:
         try:
             loaded = await loop.run_in_executor(
                 self._executor, load_and_warm_up, self._loader, path)
+            # Only a version that would take over from the default is held to it: an
+            # older one (loaded after a newer at start-up, say) is not.
+            default = self._registry.default_version(name)
             judged = await loop.run_in_executor(
-                self._executor, judge, loaded, path, self._registry.default_model(name),
+                self._executor, judge, loaded, path,
+                self._registry.default_model(name) if 0 < default < number else None,
                 self._thresholds)
             self._record_gate(name, number, judged)
             await self._registry.loaded(name, number, loaded, fingerprint, judged)
