@@ -18,7 +18,7 @@ from support.load import Load
 from support.models import LABELS
 from support.polling import wait_for
 from support.prometheus import sample_value
-from support.servers import loopback_settings, running_server, wait_available
+from support.servers import loopback_settings, model_status, running_server, wait_available
 
 GOLDEN = 500
 Weights = tuple[np.ndarray, np.ndarray]
@@ -74,9 +74,10 @@ async def test_a_sabotaged_version_is_rejected_and_never_reached_unpinned(
         export(models_root, zeroed, accuracy, mnist)  # claims the good one's accuracy
 
         async def rejected() -> bool:
-            status = await running.stub.GetModel(classifier_pb2.GetModelRequest(name="mnist"))
-            return any(v.version == 2 and v.state == classifier_pb2.ModelVersionStatus.REJECTED
-                       for v in status.versions)
+            status = await model_status(running)
+            rejected_state = classifier_pb2.ModelVersionStatus.REJECTED
+            return status is not None and any(
+                v.version == 2 and v.state == rejected_state for v in status.versions)
 
         await wait_for(rejected, "version 2 REJECTED")
         await load.until(50)
@@ -126,8 +127,8 @@ async def test_an_unusable_golden_set_rejects_the_version_naming_the_file(
     export(models_root, weights, accuracy, mnist)
     async with running_server(loopback_settings(models_root)) as running:
         async def rejected_with_reason() -> str:
-            status = await running.stub.GetModel(classifier_pb2.GetModelRequest(name="mnist"))
-            return next((v.error for v in status.versions
+            status = await model_status(running)
+            return "" if status is None else next((v.error for v in status.versions
                          if v.state == classifier_pb2.ModelVersionStatus.REJECTED), "")
 
         async def rejected() -> bool:

@@ -24,7 +24,13 @@ from support.load import Load, answered_by
 from support.models import install
 from support.polling import wait_for
 from support.prometheus import sample_value
-from support.servers import Running, loopback_settings, running_server, wait_available
+from support.servers import (
+    Running,
+    loopback_settings,
+    model_status,
+    running_server,
+    wait_available,
+)
 
 
 def promote(models_root: Path, *arguments: str) -> None:
@@ -33,8 +39,8 @@ def promote(models_root: Path, *arguments: str) -> None:
 
 
 async def default_version(running: Running) -> int:
-    status = await running.stub.GetModel(classifier_pb2.GetModelRequest(name="mnist"))
-    return int(status.default_version)
+    status = await model_status(running)
+    return int(status.default_version) if status else 0
 
 
 async def test_promote_and_rollback_move_traffic_with_no_failed_request(
@@ -150,8 +156,8 @@ async def test_a_canary_at_a_fifth_gets_a_fifth_of_the_unpinned_requests(
     promote(models_root, "mnist", "2", "--label", "canary", "--weight", "0.2")
     async with running_server(loopback_settings(models_root)) as running:
         async def split() -> bool:
-            status = await running.stub.GetModel(classifier_pb2.GetModelRequest(name="mnist"))
-            return (dict(status.version_labels) == {"stable": 1, "canary": 2}
+            status = await model_status(running)
+            return status is not None and (dict(status.version_labels) == {"stable": 1, "canary": 2}
                     and status.canary_weight == pytest.approx(0.2))
 
         await wait_for(split, "stable 1 and a canary 2 at 0.2")
@@ -181,8 +187,8 @@ async def _versions(running: Running, request_ids: list[str]) -> list[int]:
 
 
 async def _no_canary(running: Running) -> bool:
-    status = await running.stub.GetModel(classifier_pb2.GetModelRequest(name="mnist"))
-    return status.canary_weight == 0
+    status = await model_status(running)
+    return status is not None and status.canary_weight == 0
 
 
 async def test_a_canary_less_sure_than_stable_is_halted_by_the_server(
@@ -218,5 +224,6 @@ async def test_a_canary_less_sure_than_stable_is_halted_by_the_server(
 
 
 async def _split_at(running: Running, weight: float) -> bool:
-    status = await running.stub.GetModel(classifier_pb2.GetModelRequest(name="mnist"))
-    return status.canary_weight == pytest.approx(weight) and "canary" in status.version_labels
+    status = await model_status(running)
+    return status is not None and status.canary_weight == pytest.approx(weight) and (
+        "canary" in status.version_labels)

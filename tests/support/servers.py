@@ -115,3 +115,12 @@ async def wait_available(running: Running, model: str, versions: list[int]) -> N
             versions)
 
     await wait_for(loaded, f"{model} versions {versions} AVAILABLE")
+
+
+async def model_status(running: Running, model: str = "mnist") -> Any:
+    """GetModel's answer, or None while the server cannot give one (nothing loaded yet)."""
+    try:
+        return await running.stub.GetModel(classifier_pb2.GetModelRequest(name=model),
+                                           timeout=5)
+    except grpc.aio.AioRpcError:
+        return None
