@@ -18,6 +18,7 @@ from pathlib import Path
 
 from google.protobuf import json_format
 
+from digits.modelstore.card import CARD_FILENAME
 from digits.modelstore.volume import model_dir
 from digits.v1.version_labels_pb2 import LabelChange, VersionLabels
 
@@ -83,7 +84,7 @@ def promote(root: Path, name: str, label: str, version: int) -> VersionLabels:
     """Point ``label`` at ``version`` (which must exist on the volume with a card)."""
     validate_label(label)
     version_dir = model_dir(root, name) / str(version)
-    if version <= 0 or not (version_dir / "model_card.json").is_file():
+    if version <= 0 or not (version_dir / CARD_FILENAME).is_file():
         raise InvalidLabels(f"model {name!r} has no published version {version} under "
                             f"{root}; list them with digits models, or train one")
     with _changing(root, name) as labels:

@@ -60,13 +60,11 @@ class CanaryGuard:
 
     def observe(self, model: str, version: int, probabilities: np.ndarray | None) -> None:
         """One model call of ``version``: its probabilities, or None when it failed."""
-        labels = self._registry.routed_labels(model)
-        roles = {labels.get(STABLE): STABLE, labels.get(CANARY): CANARY}
-        role = roles.get(version)
-        if role is None or CANARY not in labels or STABLE not in labels or (
-                labels[CANARY] == labels[STABLE] or self._registry.canary_halted(model)):
+        contest = self._registry.canary_contest(model)  # on every call: no copies
+        if contest is None or version not in contest:
             return
-        window = self._current(model, (labels[STABLE], labels[CANARY]))
+        role = STABLE if version == contest[0] else CANARY
+        window = self._current(model, contest)
         tally = window.tallies[role]
         tally.calls += 1
         if probabilities is None:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 
+from digits.modelstore.labels import CANARY, STABLE
 from digits.modelstore.names import InvalidModelName, validate_model_name
 from digits.modelstore.saved_model import LoadedModel
 from digits.service.domain import GateResult, ModelStatus, VersionState
@@ -107,6 +108,17 @@ class ModelRegistry:
     def halt_canary(self, name: str, reason: str) -> None:
         """Send ``name``'s canary no more unpinned requests (until its labels change)."""
         self._model(name).canary_halted = reason
+
+    def canary_contest(self, name: str) -> tuple[int, int] | None:
+        """The (stable, canary) versions to compare, when both labels route to different
+        versions and the canary is not halted; else None."""
+        model = self._models.get(name)
+        if model is None or model.canary_halted:
+            return None
+        stable, canary = model.labels.get(STABLE), model.labels.get(CANARY)
+        if stable is None or canary is None or stable == canary:
+            return None
+        return stable, canary
 
     def canary_halted(self, name: str) -> str:
         """Why ``name``'s canary was halted ('' when it was not)."""

@@ -99,8 +99,10 @@ class ModelVersions:
         ``canary_weight`` of them (the same ``request_id``, the same answer), else the
         default."""
         default, canary = self.default, self.labels.get(CANARY)
+        # Hashing the request id last: most requests meet no canary at all.
         if default is None or canary is None or canary == default.version or (
-                self.canary_halted or share(request_id) >= self.canary_weight):
+                not self.canary_weight or self.canary_halted
+                or share(request_id) >= self.canary_weight):
             return default
         return self.versions[canary]
 
