@@ -18,8 +18,10 @@ from google.protobuf import json_format
 from digits.cli import main
 from digits.jobs import reports
 from digits.jobs.data import keep_digits, load_mnist
-from digits.jobs.pipeline import HISTORY_FILENAME
+from digits.jobs.pipeline import CLASS_ACCURACY_PREFIX, HISTORY_FILENAME
 from digits.modelstore import golden
+from digits.modelstore.card import sha256_file
+from digits.modelstore.report_files import report_files, report_path
 from digits.modelstore.saved_model import LoadedModel, load_version
 from digits.service.models import gate
 from digits.service.settings import VolumeSettings
@@ -84,6 +86,22 @@ def _assert_reports_and_card(trained: Trained, experiment: str, name: str) -> No
         settings.gate_tolerance, settings.gate_margin, settings.gate_min_accuracy))
     assert verdict.passed and verdict.accuracy is not None, verdict.reason
     assert abs(verdict.accuracy - card.test_metrics["accuracy"]) < 0.05
+    _assert_report_travels_with_the_version(trained)
+
+
+def _assert_report_travels_with_the_version(trained: Trained) -> None:
+    """The run's plots are inside the version, listed with their sha256, and the card
+    holds each class's test accuracy."""
+    card = trained.model.card
+    plots = sorted(path.name for path in trained.report_dir.glob("*.png"))
+    assert {reports.CONFUSION_FILENAME, reports.MISCLASSIFIED_FILENAME,
+            reports.CURVES_FILENAME} <= set(plots)
+    assert [name.removeprefix("report/") for name in report_files(card)
+            if name.endswith(".png")] == plots
+    for name in plots:
+        assert card.file_sha256[report_path(name)] == sha256_file(trained.report_dir / name)
+    per_class = [card.test_metrics[CLASS_ACCURACY_PREFIX + label] for label in card.labels]
+    assert per_class == pytest.approx(trained.metrics["test"]["per_class_accuracy"])
 
 
 @pytest.mark.parametrize("implementation", ["numpy", "keras"])
@@ -166,8 +184,10 @@ def test_regularization(tmp_path: Path, mnist_path: Path) -> None:
     assert trained.metrics["best_variant"] in table
     runs = json.loads((trained.report_dir / "regularization_runs.json").read_text())["runs"]
     assert len(runs) == 10 and {r["seed"] for r in runs} == {0, 1}
-    for filename in ("regularization_curves.png", "regularization_accuracy.png"):
+    for filename in ("regularization_curves.png", "regularization_accuracy.png",
+                     "regularization.md"):
         assert (trained.report_dir / filename).stat().st_size > 0
+        assert report_path(filename) in trained.model.card.file_sha256
     assert trained.model.card.dataset.train_examples == 400
 
 

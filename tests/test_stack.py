@@ -303,6 +303,22 @@ def test_the_rest_api_answers_from_the_host(
     assert np.mean(np.array(predicted) == labels[:20]) >= 0.8
 
 
+def test_the_web_page_and_the_training_plots_are_served(stack: Stack) -> None:
+    base = f"http://127.0.0.1:{stack.http_port}"
+    with urllib.request.urlopen(f"{base}/ui/", timeout=10) as response:
+        assert "Draw a digit" in response.read().decode()
+    with urllib.request.urlopen(f"{base}/digits/v1/models/{MODEL}", timeout=10) as response:
+        status = json.loads(response.read())
+    default = next(version for version in status["versions"]
+                   if version["version"] == status["default_version"])
+    plots = [path for path in default["card"]["file_sha256"]
+             if path.startswith("report/") and path.endswith(".png")]
+    assert len(plots) >= 3, default["card"]["file_sha256"]
+    url = f"{base}/digits/v1/models/{MODEL}/versions/{default['version']}/{plots[0]}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.read().startswith(b"\x89PNG\r\n\x1a\n")
+
+
 def test_prometheus_scrapes_the_requests_and_loads_the_alerts(
         stack: Stack, mnist_test: tuple[np.ndarray, np.ndarray]) -> None:
     images, _ = mnist_test

@@ -117,5 +117,6 @@ def export_model(module: tf.Module, models_root: Path, name: str, card: ModelCar
     with volume.staging_dir(models_root, name) as staging:
         tf.saved_model.save(module, str(staging), signatures={SIGNATURE_KEY: module.serve})
         for relative_path, contents in (extra_files or {}).items():
+            (staging / relative_path).parent.mkdir(parents=True, exist_ok=True)
             (staging / relative_path).write_bytes(contents)
         return volume.publish(staging, models_root, name, card)

@@ -22,11 +22,14 @@ from digits.jobs import data
 from digits.jobs.scoring import Scores, score
 from digits.modelstore import golden, volume
 from digits.modelstore.names import validate_model_name
+from digits.modelstore.report_files import is_report_file, report_path
 from digits.v1.model_card_pb2 import ModelCard
 
 log = logging.getLogger(__name__)
 
 HISTORY_FILENAME = "training_history.json"
+# The card's test_metrics key of each class's accuracy (recall): "class_accuracy/7".
+CLASS_ACCURACY_PREFIX = "class_accuracy/"
 ALL_DIGITS = tuple(range(10))
 # 5,000 of MNIST's 60,000 training images: the customary validation size.
 VALIDATION_FRACTION = 1 / 12
@@ -213,14 +216,7 @@ def finish(
     }
     metrics_path = reports.write_json(run.report_dir / reports.METRICS_FILENAME, metrics)
 
-    card = ModelCard(experiment=run.experiment, description=description,
-                     labels=prepared.labels)
-    card.training_config.update(run.config)
-    card.dataset.CopyFrom(data.fingerprint(prepared.mnist, len(prepared.train),
-                                           len(prepared.validation), len(prepared.test),
-                                           prepared.digits))
-    card.test_metrics.update({"accuracy": test_scores.accuracy, "loss": test_scores.loss,
-                              "examples": float(len(test_scores.labels))})
+    card = _card(run, prepared, test_scores, description)
     history_json = json.dumps({key: list(map(float, values))
                                for key, values in history.items()}, indent=1)
     # The service's quality gate checks the version against this sample of the very test
@@ -230,7 +226,8 @@ def finish(
     try:
         version_dir = export_model(module, run.settings.models, run.settings.name, card,
                                    extra_files={HISTORY_FILENAME: history_json.encode(),
-                                                golden.GOLDEN_FILENAME: golden_set})
+                                                golden.GOLDEN_FILENAME: golden_set,
+                                                **_report_files(run.report_dir)})
     except volume.ModelVolumeError as error:
         raise JobError(str(error)) from error
     metrics["version_dir"] = str(version_dir)
@@ -254,6 +251,30 @@ def existing_valid_version(models: Path, name: str) -> Path | None:
             continue
         return version_dir
     return None
+
+
+def _card(run: Run, prepared: PreparedData, test_scores: Scores,
+          description: str) -> ModelCard:
+    """What the job knows about the model it exports (export fills in the rest)."""
+    card = ModelCard(experiment=run.experiment, description=description,
+                     labels=prepared.labels)
+    card.training_config.update(run.config)
+    card.dataset.CopyFrom(data.fingerprint(prepared.mnist, len(prepared.train),
+                                           len(prepared.validation), len(prepared.test),
+                                           prepared.digits))
+    card.test_metrics.update({"accuracy": test_scores.accuracy, "loss": test_scores.loss,
+                              "examples": float(len(test_scores.labels))})
+    card.test_metrics.update({
+        f"{CLASS_ACCURACY_PREFIX}{label}": accuracy for label, accuracy
+        in zip(prepared.labels, test_scores.per_class_accuracy, strict=True)})
+    return card
+
+
+def _report_files(report_dir: Path) -> dict[str, bytes]:
+    """The run's plots and tables, to travel inside the exported version."""
+    return {report_path(path.name): path.read_bytes()
+            for path in sorted(report_dir.iterdir())
+            if path.is_file() and is_report_file(report_path(path.name))}
 
 
 def _last(values: Sequence[float] | None) -> float | None:

@@ -25,6 +25,7 @@ from digits.service.errors import DeadlineExpired, InvalidInput, ModelUnavailabl
 from digits.service.models.canary import CanaryGuard
 from digits.service.models.registry import ModelRegistry
 from digits.service.prediction_metrics import PredictionRecorder
+from digits.service.report_reading import ReportFile, read_report_file
 from digits.service.settings import LimitSettings
 
 PLATFORM = "tensorflow_savedmodel"
@@ -84,7 +85,8 @@ class DataPlane:
         if self._canary is not None:
             self._canary.observe(version.name, version.version, probabilities)
         return Classification(version.name, version.version, version.labels, probabilities,
-                              request.top_k)
+                              request.top_k,
+                              pixels if request.return_model_input else None)
 
     async def _pixels(self, request: ClassifyRequest) -> np.ndarray:
         """The request's images as uint8 [N, 28, 28]: as sent, or decoded off the loop,
@@ -135,6 +137,14 @@ class DataPlane:
     def model_status(self, name: str) -> ModelStatus:
         """One model's versions and states ('' for the default model)."""
         return self._registry.status(name or self._default_model)
+
+    async def report_file(self, name: str, version: int, filename: str) -> ReportFile:
+        """A report file (plot, table) of one loaded version (0: the default version)."""
+        with self._registry.acquire(name or self._default_model, version) as record:
+            assert record.model is not None  # every loaded version has one
+            return await asyncio.to_thread(
+                read_report_file, record.model.path, record.model.card, filename,
+                f"version {record.version} of {record.name!r}")
 
     def model_metadata(self, name: str, version: int = 0, label: str = "") -> ModelMetadata:
         """Signature and labels of one loaded version (0 and no ``label``: the default)."""

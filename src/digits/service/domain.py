@@ -52,6 +52,7 @@ class ClassifyRequest:
     label: str = ""  # a version label instead of a version (empty: none)
     request_id: str = ""  # the client's id: a canary split sends the same id the same way
     top_k_field: str = "top_k"
+    return_model_input: bool = False  # answer with the pixels the model received, too
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class Classification:
     labels: tuple[str, ...]
     probabilities: np.ndarray
     top_k: int  # how many most probable classes to rank per image
+    # uint8 [N, 28, 28]: what the model received, when the request asked for it.
+    model_input: np.ndarray | None = None
 
 
 class VersionState(enum.Enum):

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from digits.v1 import model_card_pb2 as digits_dot_v1_dot_model__card__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64igits/v1/classifier.proto\x12\tdigits.v1\x1a\x1a\x64igits/v1/model_card.proto\"4\n\x05Image\x12\x10\n\x06pixels\x18\x01 \x01(\x0cH\x00\x12\x11\n\x07\x65ncoded\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04\x64\x61ta\"\xa4\x01\n\x0f\x43lassifyRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12 \n\x06images\x18\x03 \x03(\x0b\x32\x10.digits.v1.Image\x12\x15\n\rpacked_pixels\x18\x04 \x01(\x0c\x12\r\n\x05top_k\x18\x05 \x01(\x05\x12\x15\n\rversion_label\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\"1\n\x0bScoredLabel\x12\r\n\x05label\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\"\x80\x01\n\nPrediction\x12\r\n\x05label\x18\x01 \x01(\t\x12\x13\n\x0b\x63lass_index\x18\x02 \x01(\x05\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x15\n\rprobabilities\x18\x04 \x03(\x02\x12#\n\x03top\x18\x05 \x03(\x0b\x32\x16.digits.v1.ScoredLabel\"^\n\x10\x43lassifyResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12*\n\x0bpredictions\x18\x03 \x03(\x0b\x32\x15.digits.v1.Prediction\"\x13\n\x11ListModelsRequest\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.digits.v1.ModelStatus\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x96\x02\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x32\n\x05state\x18\x02 \x01(\x0e\x32#.digits.v1.ModelVersionStatus.State\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\"\n\x04\x63\x61rd\x18\x04 \x01(\x0b\x32\x14.digits.v1.ModelCard\x12#\n\x04gate\x18\x05 \x01(\x0b\x32\x15.digits.v1.GateResult\"c\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07LOADING\x10\x01\x12\r\n\tAVAILABLE\x10\x02\x12\r\n\tUNLOADING\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\x0c\n\x08REJECTED\x10\x05\"\xbe\x01\n\nGateResult\x12\x0e\n\x06passed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\x08\x61\x63\x63uracy\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08\x65xamples\x18\x04 \x01(\x03\x12\x0f\n\x07seconds\x18\x05 \x01(\x01\x12\x15\n\rgolden_source\x18\x06 \x01(\t\x12\x1d\n\x10\x64\x65\x66\x61ult_accuracy\x18\x07 \x01(\x01H\x01\x88\x01\x01\x42\x0b\n\t_accuracyB\x13\n\x11_default_accuracy\"\xd2\x03\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66\x61ult_version\x18\x02 \x01(\x03\x12/\n\x08versions\x18\x03 \x03(\x0b\x32\x1d.digits.v1.ModelVersionStatus\x12$\n\x05input\x18\x04 \x01(\x0b\x32\x15.digits.v1.TensorSpec\x12%\n\x06output\x18\x05 \x01(\x0b\x32\x15.digits.v1.TensorSpec\x12\x41\n\x0eversion_labels\x18\x06 \x03(\x0b\x32).digits.v1.ModelStatus.VersionLabelsEntry\x12\x41\n\x0epending_labels\x18\x07 \x03(\x0b\x32).digits.v1.ModelStatus.PendingLabelsEntry\x12\x15\n\rcanary_weight\x18\x08 \x01(\x01\x12\x15\n\rcanary_halted\x18\t \x01(\t\x1a\x34\n\x12VersionLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x34\n\x12PendingLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\xdc\x01\n\nClassifier\x12\x43\n\x08\x43lassify\x12\x1a.digits.v1.ClassifyRequest\x1a\x1b.digits.v1.ClassifyResponse\x12I\n\nListModels\x12\x1c.digits.v1.ListModelsRequest\x1a\x1d.digits.v1.ListModelsResponse\x12>\n\x08GetModel\x12\x1a.digits.v1.GetModelRequest\x1a\x16.digits.v1.ModelStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64igits/v1/classifier.proto\x12\tdigits.v1\x1a\x1a\x64igits/v1/model_card.proto\"4\n\x05Image\x12\x10\n\x06pixels\x18\x01 \x01(\x0cH\x00\x12\x11\n\x07\x65ncoded\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04\x64\x61ta\"\xc0\x01\n\x0f\x43lassifyRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12 \n\x06images\x18\x03 \x03(\x0b\x32\x10.digits.v1.Image\x12\x15\n\rpacked_pixels\x18\x04 \x01(\x0c\x12\r\n\x05top_k\x18\x05 \x01(\x05\x12\x15\n\rversion_label\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x1a\n\x12return_model_input\x18\x08 \x01(\x08\"1\n\x0bScoredLabel\x12\r\n\x05label\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\"\x95\x01\n\nPrediction\x12\r\n\x05label\x18\x01 \x01(\t\x12\x13\n\x0b\x63lass_index\x18\x02 \x01(\x05\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x15\n\rprobabilities\x18\x04 \x03(\x02\x12#\n\x03top\x18\x05 \x03(\x0b\x32\x16.digits.v1.ScoredLabel\x12\x13\n\x0bmodel_input\x18\x06 \x01(\x0c\"^\n\x10\x43lassifyResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12*\n\x0bpredictions\x18\x03 \x03(\x0b\x32\x15.digits.v1.Prediction\"\x13\n\x11ListModelsRequest\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.digits.v1.ModelStatus\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x96\x02\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x32\n\x05state\x18\x02 \x01(\x0e\x32#.digits.v1.ModelVersionStatus.State\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\"\n\x04\x63\x61rd\x18\x04 \x01(\x0b\x32\x14.digits.v1.ModelCard\x12#\n\x04gate\x18\x05 \x01(\x0b\x32\x15.digits.v1.GateResult\"c\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07LOADING\x10\x01\x12\r\n\tAVAILABLE\x10\x02\x12\r\n\tUNLOADING\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\x0c\n\x08REJECTED\x10\x05\"\xbe\x01\n\nGateResult\x12\x0e\n\x06passed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\x08\x61\x63\x63uracy\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08\x65xamples\x18\x04 \x01(\x03\x12\x0f\n\x07seconds\x18\x05 \x01(\x01\x12\x15\n\rgolden_source\x18\x06 \x01(\t\x12\x1d\n\x10\x64\x65\x66\x61ult_accuracy\x18\x07 \x01(\x01H\x01\x88\x01\x01\x42\x0b\n\t_accuracyB\x13\n\x11_default_accuracy\"\xd2\x03\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66\x61ult_version\x18\x02 \x01(\x03\x12/\n\x08versions\x18\x03 \x03(\x0b\x32\x1d.digits.v1.ModelVersionStatus\x12$\n\x05input\x18\x04 \x01(\x0b\x32\x15.digits.v1.TensorSpec\x12%\n\x06output\x18\x05 \x01(\x0b\x32\x15.digits.v1.TensorSpec\x12\x41\n\x0eversion_labels\x18\x06 \x03(\x0b\x32).digits.v1.ModelStatus.VersionLabelsEntry\x12\x41\n\x0epending_labels\x18\x07 \x03(\x0b\x32).digits.v1.ModelStatus.PendingLabelsEntry\x12\x15\n\rcanary_weight\x18\x08 \x01(\x01\x12\x15\n\rcanary_halted\x18\t \x01(\t\x1a\x34\n\x12VersionLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x34\n\x12PendingLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\xdc\x01\n\nClassifier\x12\x43\n\x08\x43lassify\x12\x1a.digits.v1.ClassifyRequest\x1a\x1b.digits.v1.ClassifyResponse\x12I\n\nListModels\x12\x1c.digits.v1.ListModelsRequest\x1a\x1d.digits.v1.ListModelsResponse\x12>\n\x08GetModel\x12\x1a.digits.v1.GetModelRequest\x1a\x16.digits.v1.ModelStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,31 +39,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMAGE']._serialized_start=69
   _globals['_IMAGE']._serialized_end=121
   _globals['_CLASSIFYREQUEST']._serialized_start=124
-  _globals['_CLASSIFYREQUEST']._serialized_end=288
-  _globals['_SCOREDLABEL']._serialized_start=290
-  _globals['_SCOREDLABEL']._serialized_end=339
-  _globals['_PREDICTION']._serialized_start=342
-  _globals['_PREDICTION']._serialized_end=470
-  _globals['_CLASSIFYRESPONSE']._serialized_start=472
-  _globals['_CLASSIFYRESPONSE']._serialized_end=566
-  _globals['_LISTMODELSREQUEST']._serialized_start=568
-  _globals['_LISTMODELSREQUEST']._serialized_end=587
-  _globals['_LISTMODELSRESPONSE']._serialized_start=589
-  _globals['_LISTMODELSRESPONSE']._serialized_end=649
-  _globals['_GETMODELREQUEST']._serialized_start=651
-  _globals['_GETMODELREQUEST']._serialized_end=682
-  _globals['_MODELVERSIONSTATUS']._serialized_start=685
-  _globals['_MODELVERSIONSTATUS']._serialized_end=963
-  _globals['_MODELVERSIONSTATUS_STATE']._serialized_start=864
-  _globals['_MODELVERSIONSTATUS_STATE']._serialized_end=963
-  _globals['_GATERESULT']._serialized_start=966
-  _globals['_GATERESULT']._serialized_end=1156
-  _globals['_MODELSTATUS']._serialized_start=1159
-  _globals['_MODELSTATUS']._serialized_end=1625
-  _globals['_MODELSTATUS_VERSIONLABELSENTRY']._serialized_start=1519
-  _globals['_MODELSTATUS_VERSIONLABELSENTRY']._serialized_end=1571
-  _globals['_MODELSTATUS_PENDINGLABELSENTRY']._serialized_start=1573
-  _globals['_MODELSTATUS_PENDINGLABELSENTRY']._serialized_end=1625
-  _globals['_CLASSIFIER']._serialized_start=1628
-  _globals['_CLASSIFIER']._serialized_end=1848
+  _globals['_CLASSIFYREQUEST']._serialized_end=316
+  _globals['_SCOREDLABEL']._serialized_start=318
+  _globals['_SCOREDLABEL']._serialized_end=367
+  _globals['_PREDICTION']._serialized_start=370
+  _globals['_PREDICTION']._serialized_end=519
+  _globals['_CLASSIFYRESPONSE']._serialized_start=521
+  _globals['_CLASSIFYRESPONSE']._serialized_end=615
+  _globals['_LISTMODELSREQUEST']._serialized_start=617
+  _globals['_LISTMODELSREQUEST']._serialized_end=636
+  _globals['_LISTMODELSRESPONSE']._serialized_start=638
+  _globals['_LISTMODELSRESPONSE']._serialized_end=698
+  _globals['_GETMODELREQUEST']._serialized_start=700
+  _globals['_GETMODELREQUEST']._serialized_end=731
+  _globals['_MODELVERSIONSTATUS']._serialized_start=734
+  _globals['_MODELVERSIONSTATUS']._serialized_end=1012
+  _globals['_MODELVERSIONSTATUS_STATE']._serialized_start=913
+  _globals['_MODELVERSIONSTATUS_STATE']._serialized_end=1012
+  _globals['_GATERESULT']._serialized_start=1015
+  _globals['_GATERESULT']._serialized_end=1205
+  _globals['_MODELSTATUS']._serialized_start=1208
+  _globals['_MODELSTATUS']._serialized_end=1674
+  _globals['_MODELSTATUS_VERSIONLABELSENTRY']._serialized_start=1568
+  _globals['_MODELSTATUS_VERSIONLABELSENTRY']._serialized_end=1620
+  _globals['_MODELSTATUS_PENDINGLABELSENTRY']._serialized_start=1622
+  _globals['_MODELSTATUS_PENDINGLABELSENTRY']._serialized_end=1674
+  _globals['_CLASSIFIER']._serialized_start=1677
+  _globals['_CLASSIFIER']._serialized_end=1897
 # @@protoc_insertion_point(module_scope)

@@ -64,6 +64,7 @@ class ClassifyRequest(_message.Message):
     TOP_K_FIELD_NUMBER: _builtins.int
     VERSION_LABEL_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RETURN_MODEL_INPUT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model name; empty selects the server's default model."""
     version: _builtins.int
@@ -80,6 +81,11 @@ class ClassifyRequest(_message.Message):
     """A version label ("stable", "canary", ...) instead of a version; leave version 0."""
     request_id: _builtins.str
     """Optional: with a canary weight set, the same id always goes to the same version."""
+    return_model_input: _builtins.bool
+    """Also return, per image, the 28x28 pixels the model received: after the server's
+    MNIST-style preprocessing of an encoded image (crop, fit 20x20, centre of mass), as
+    sent for raw pixels. Lets a client see what the model saw.
+    """
     @_builtins.property
     def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___Image]:
         """The images, one message each."""
@@ -94,10 +100,11 @@ class ClassifyRequest(_message.Message):
         top_k: _builtins.int = ...,
         version_label: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        return_model_input: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "model", b"model", "packed_pixels", b"packed_pixels", "request_id", b"request_id", "top_k", b"top_k", "version", b"version", "version_label", b"version_label"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "model", b"model", "packed_pixels", b"packed_pixels", "request_id", b"request_id", "return_model_input", b"return_model_input", "top_k", b"top_k", "version", b"version", "version_label", b"version_label"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -134,12 +141,17 @@ class Prediction(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     PROBABILITIES_FIELD_NUMBER: _builtins.int
     TOP_FIELD_NUMBER: _builtins.int
+    MODEL_INPUT_FIELD_NUMBER: _builtins.int
     label: _builtins.str
     """The predicted class's label (the card's label, a digit for MNIST models)."""
     class_index: _builtins.int
     """Index of that class in probabilities."""
     confidence: _builtins.float
     """Probability of the predicted class."""
+    model_input: _builtins.bytes
+    """With return_model_input: the image as the model received it, 784 bytes (28x28
+    uint8, row-major, white ink on black).
+    """
     @_builtins.property
     def probabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """Probability of every class, in the order of the model's labels."""
@@ -156,10 +168,11 @@ class Prediction(_message.Message):
         confidence: _builtins.float = ...,
         probabilities: _abc.Iterable[_builtins.float] | None = ...,
         top: _abc.Iterable[Global___ScoredLabel] | None = ...,
+        model_input: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_index", b"class_index", "confidence", b"confidence", "label", b"label", "probabilities", b"probabilities", "top", b"top"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_index", b"class_index", "confidence", b"confidence", "label", b"label", "model_input", b"model_input", "probabilities", b"probabilities", "top", b"top"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -9,6 +9,7 @@ from google.protobuf.message import Message
 
 from digits.service.dataplane import DataPlane
 from digits.service.digits_v1.messages import classify_request, classify_response, model_status
+from digits.service.domain import parse_version
 from digits.service.errors import InvalidInput, echo
 from digits.service.http_api.handling import deadline_of, endpoint
 from digits.v1 import classifier_pb2
@@ -23,6 +24,8 @@ def add_routes(app: web.Application, dataplane: DataPlane) -> None:
     app.router.add_post("/digits/v1/models/{name}:classify", handlers.classify)
     app.router.add_get("/digits/v1/models", handlers.list_models)
     app.router.add_get("/digits/v1/models/{name}", handlers.get_model)
+    app.router.add_get("/digits/v1/models/{name}/versions/{version}/report/{filename}",
+                       handlers.report_file)
 
 
 class _Handlers:
@@ -49,6 +52,21 @@ class _Handlers:
     @endpoint(PROTOCOL, "GetModel")
     async def get_model(self, request: web.Request) -> web.Response:
         return _json(model_status(self._dataplane.model_status(request.match_info["name"])))
+
+
+    @endpoint(PROTOCOL, "GetReportFile")
+    async def report_file(self, request: web.Request) -> web.Response:
+        match = request.match_info
+        found = await self._dataplane.report_file(
+            match["name"], parse_version(match["version"], "version"), match["filename"])
+        # A version's files never change: the card's sha256 is their ETag.
+        etag = f'"{found.sha256}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache",
+                   "X-Content-Type-Options": "nosniff"}
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=found.data, content_type=None,
+                            headers={**headers, "Content-Type": found.content_type})
 
 
 def _parse(body: bytes, message: Parsed) -> Parsed:

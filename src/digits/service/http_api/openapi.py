@@ -96,6 +96,22 @@ def _digits_v1() -> dict[str, Any]:
             "tags": [DIGITS], "summary": "One model's versions, cards and signature",
             "parameters": [*named, _timeout()],
             "responses": _responses("ModelStatus", missing=True, body=message)}},
+        "/digits/v1/models/{name}/versions/{version}/report/{filename}": {"get": {
+            "tags": [DIGITS], "summary": "A plot or table of the training run that made a "
+            "loaded version (the card lists them under report/, with their sha256)",
+            "parameters": [*_path_parameters("/{name}/{version}"), {
+                "name": "filename", "in": "path", "required": True,
+                "schema": {"type": "string"}}, _timeout()],
+            "responses": {
+                "200": {"description": "The file as exported; its ETag is its sha256",
+                        "content": {"image/png": {}, "text/markdown": {}}},
+                "404": {"description": "No such model, loaded version or report file"},
+                "503": {"description": "The file changed on disk since export"}}}},
+        "/metrics": {"get": {
+            "tags": [DIGITS], "summary": "The service's Prometheus metrics (the same as on "
+            "the metrics port), for the web page's live panel",
+            "responses": {"200": {"description": "Prometheus text exposition format",
+                                  "content": {"text/plain": {}}}}}},
     }
 
 

@@ -15,6 +15,7 @@ from digits.service.http_api.handling import RequestHandling
 from digits.service.metrics import ServiceMetrics
 from digits.service.settings import ServingSettings
 from digits.service.tls import HttpContext
+from digits.service.web import routes as web_routes
 
 _FULL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
          b"Connection: close\r\nContent-Length: 59\r\n\r\n"
@@ -44,6 +45,7 @@ class HttpServer:
         digits_v1.add_routes(self.app, dataplane)
         tfserving.add_routes(self.app, dataplane)
         openapi.add_route(self.app)
+        web_routes.add_routes(self.app, metrics.registry)
         self._runner = web.AppRunner(
             self.app, access_log=None, shutdown_timeout=settings.network.grace_period,
             keepalive_timeout=settings.connections.idle_timeout)
