@@ -121,7 +121,7 @@ def test_docs_document_every_setting_and_metric() -> None:
         assert f"`{option.flag}" in serving, option.name
         assert f"`{option.env_var}`" in serving, option.name
     families = list(ServiceMetrics().registry.collect())
-    assert len(families) == 26  # 20 of the service's, 6 of the process
+    assert len(families) == 27  # 21 of the service's, 6 of the process
     for family in families:
         name = family.name + ("_total" if family.type == "counter" else "")
         assert f"`{name}`" in serving, name

@@ -143,3 +143,27 @@ def _imports(source: str) -> list[str]:
     import re
 
     return re.findall(r'from "\./([a-z_]+\.js)"', source)
+
+
+def test_scrapes_of_replicas_are_kept_apart_and_added_up(browser: WebDriver) -> None:
+    """Behind a proxy, scrapes alternate between replicas: each replica's counters are
+    subtracted only from its own, then the increases are added up."""
+    figures = evaluate(browser, "prometheus.js", """(() => {
+        const scrape = (host, requests) => m.parseExposition(
+            `digits_server_info{host="${host}",pid="1",version="0.1.0"} 1\\n` +
+            `digits_requests_total{code="OK"} ${requests}\\n`);
+        const windows = new m.ReplicaWindows(60);
+        windows.add(0, scrape("a", 100));
+        windows.add(2, scrape("b", 5000));
+        windows.add(4, scrape("a", 130));
+        windows.add(6, scrape("b", 5010));
+        const spans = windows.spans(60);
+        const grown = m.sumMaps(spans.map(([older, newer]) =>
+            m.increaseBy(older.samples, newer.samples, "digits_requests_total")));
+        return [spans.length, grown.get(""), m.replicaOf(windows.latest.samples)];
+    })()""")
+    assert figures == [2, 40, "b/1"]
+    summed = evaluate(browser, "prometheus.js",
+                      "m.sumBuckets([[[0.1, 1], [Infinity, 3]], [[0.1, 2], [0.5, 2], "
+                      "[Infinity, 4]]]).map(([b, c]) => [String(b), c])")
+    assert summed == [["0.1", 3], ["0.5", 2], ["Infinity", 7]]

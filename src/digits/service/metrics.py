@@ -5,6 +5,9 @@ counters, histograms rather than summaries. The ``model`` label only ever takes 
 of loaded models, so clients cannot grow the label set.
 """
 
+import importlib.metadata
+import os
+import socket
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
@@ -61,6 +64,14 @@ class ServiceMetrics:
         self.inference_duration = Histogram(
             "digits_inference_duration_seconds", "Model call duration per batch, by model.",
             ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        # Which process answered a scrape: behind a proxy, successive scrapes of the
+        # HTTP port's /metrics may come from different replicas (the web page's live
+        # panel keeps them apart by these labels).
+        self.server_info = Gauge(
+            "digits_server_info", "This server process (1): host name, process id and "
+            "digits version.", ["host", "pid", "version"], registry=r)
+        self.server_info.labels(host=socket.gethostname(), pid=str(os.getpid()),
+                                version=importlib.metadata.version("digits")).set(1)
         self._declare_lifecycle(r)
         # process_open_fds, process_max_fds, process_resident_memory_bytes, ...: how
         # close the service is to its open-files limit, and its memory.

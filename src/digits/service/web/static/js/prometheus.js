@@ -153,3 +153,52 @@ export class ScrapeWindow {
     return [baseline, newest];
   }
 }
+
+/** Which server process a scrape came from (its digits_server_info labels). */
+export function replicaOf(samples) {
+  const info = samples.find((sample) => sample.name === "digits_server_info");
+  return info ? `${info.labels.host}/${info.labels.pid}` : "";
+}
+
+/** A ScrapeWindow per replica: behind a proxy, successive scrapes of one address come
+ * from different replicas, whose counters must never be subtracted from each other. */
+export class ReplicaWindows {
+  constructor(keepSeconds) {
+    this.keepSeconds = keepSeconds;
+    this.windows = new Map();
+    this.latest = null;
+  }
+
+  add(time, samples) {
+    const replica = replicaOf(samples);
+    if (!this.windows.has(replica)) this.windows.set(replica, new ScrapeWindow(this.keepSeconds));
+    this.windows.get(replica).add(time, samples);
+    this.latest = { time, samples };
+    for (const [key, window_] of this.windows) {
+      const newest = window_.scrapes[window_.scrapes.length - 1];
+      if (time - newest.time > this.keepSeconds) this.windows.delete(key);
+    }
+  }
+
+  /** [baseline, newest] of every replica seen in the last ``seconds``. */
+  spans(seconds) {
+    return [...this.windows.values()]
+      .filter((window_) => this.latest.time - window_.scrapes.at(-1).time <= seconds)
+      .map((window_) => window_.span(seconds));
+  }
+}
+
+/** Maps of numbers added up key by key. */
+export function sumMaps(maps) {
+  const total = new Map();
+  for (const map of maps) {
+    for (const [key, value] of map) total.set(key, (total.get(key) || 0) + value);
+  }
+  return total;
+}
+
+/** Cumulative bucket lists ([[bound, count], ...]) added up bound by bound. */
+export function sumBuckets(lists) {
+  const total = sumMaps(lists.map((list) => new Map(list)));
+  return [...total.entries()].sort((a, b) => a[0] - b[0]);
+}
