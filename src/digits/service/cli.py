@@ -20,6 +20,9 @@ from digits.service.settings import InvalidSettings, ServingSettings, options
 
 Command = Callable[..., Any]
 SERVER_HELP = "Server address as HOST:PORT [env: DIGITS_SERVER]."
+REPLICAS_HELP = ("Server address as HOST:PORT; replicas as HOST:PORT,HOST:PORT or "
+                 "dns:///NAME:PORT, each call going to the next (round-robin) "
+                 "[env: DIGITS_SERVER].")
 _TLS_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -93,7 +96,7 @@ def serve(**values: Any) -> None:
 
 
 @click.command()
-@click.option("--server", required=True, envvar="DIGITS_SERVER", help=SERVER_HELP)
+@click.option("--server", required=True, envvar="DIGITS_SERVER", help=REPLICAS_HELP)
 @click.option("--model", default="", help="Model name [default: the server's default model].")
 @click.option("--version", "version", type=click.IntRange(min=0), default=0,
               help="Version to pin [default: 0, the newest loaded].")
@@ -117,7 +120,11 @@ def classify(server: str, model: str, version: int, top_k: int, batch_size: int,
     from digits.service.client import ClassifierClient
 
     results = []
-    with ClassifierClient(server, timeout=timeout, tls=_tls(tls)) as client:
+    try:
+        client = ClassifierClient(server, timeout=timeout, tls=_tls(tls))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--server") from None
+    with client:
         try:
             for sources, request in _requests(files, batch_size, model, version, top_k):
                 response = client.classify(request)

@@ -16,6 +16,7 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from digits.api import DEFAULT_MAX_MESSAGE_BYTES, IMAGE_SIZE, channel_options
+from digits.service.targets import ROUND_ROBIN, channel_target
 from digits.v1 import classifier_pb2, classifier_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,9 @@ DEFAULT_TIMEOUT = 10.0
 
 
 class ClassifierClient:
-    """Talks to one server; use as a context manager or call ``close()``."""
+    """Talks to a server, or to replicas in turn: ``target`` is ``host:port``, several of
+    them comma-separated, or ``dns:///name:port`` (see ``targets``). Use as a context
+    manager or call ``close()``."""
 
     def __init__(
         self,
@@ -66,7 +69,9 @@ class ClassifierClient:
         self._attempts = attempts
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
-        options: list[tuple[str, Any]] = list(channel_options(max_message_bytes))
+        options: list[tuple[str, Any]] = [*channel_options(max_message_bytes),
+                                          ("grpc.service_config", ROUND_ROBIN)]
+        target = channel_target(target)
         if tls is None:
             self._channel = grpc.insecure_channel(target, options=options)
         else:
