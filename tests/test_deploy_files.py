@@ -39,11 +39,12 @@ def load_requirements_helper() -> ModuleType:
 def test_standins_carry_the_tags_the_dockerfile_and_compose_use() -> None:
     assert f"ARG PYTHON_IMAGE={standin_tag('PYTHON_IMAGE')}\n" in DOCKERFILE
     assert f"image: {standin_tag('PROMETHEUS_IMAGE')}\n" in COMPOSE
+    assert f"image: {standin_tag('NGINX_IMAGE')}\n" in COMPOSE
 
 
 def test_every_image_tag_is_pinned() -> None:
     images = re.findall(r"^\s+image: (\S+)$", COMPOSE, re.MULTILINE)
-    assert len(images) == 3
+    assert len(images) == 4
     for image in images:
         tag = image.rsplit(":", 1)[-1]
         assert ":" in image and tag not in ("latest", ""), f"{image} has no pinned tag"
@@ -67,12 +68,12 @@ def test_service_image_checks_grpc_health() -> None:
 
 def test_published_ports_bind_to_loopback_by_default() -> None:
     ports = re.findall(r"^\s+- (\S+:\d+)$", COMPOSE, re.MULTILINE)
-    assert len(ports) == 4
+    assert len(ports) == 3  # the proxy's gRPC and HTTP, Prometheus
     assert all(port.startswith("${DIGITS_BIND_ADDRESS:-127.0.0.1}:") for port in ports), ports
 
 
 def test_service_reads_the_models_volume_only_after_training_succeeded() -> None:
-    service = COMPOSE[COMPOSE.index("\n  service:"):COMPOSE.index("\n  prometheus:")]
+    service = COMPOSE[COMPOSE.index("\n  service:"):COMPOSE.index("\n  proxy:")]
     assert "- models:/models:ro\n" in service
     assert "condition: service_completed_successfully" in service
     assert "stop_grace_period:" in service

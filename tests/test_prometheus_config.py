@@ -82,11 +82,12 @@ def test_rules_use_only_metrics_the_service_exports() -> None:
                               f"not export: {sorted(used - exported)}")
 
 
-def test_service_is_scraped_by_its_compose_name() -> None:
+def test_every_replica_is_found_by_its_compose_name() -> None:
     config = (PROMETHEUS_DIR / "prometheus.yml").read_text()
     compose = (ROOT / "docker-compose.yml").read_text()
-    target = re.search(r'job_name: digits\n(?:.*\n)*?\s*- targets: \["([\w-]+):(\d+)"\]', config)
-    assert target, "no static target for job 'digits' in prometheus.yml"
+    target = re.search(r'job_name: digits\n(?:.*\n)*?\s*dns_sd_configs:\n\s*- names: '
+                       r'\["([\w-]+)"\]\n\s*type: A\n\s*port: (\d+)', config)
+    assert target, "no DNS discovery of the replicas for job 'digits' in prometheus.yml"
     service, port = target.groups()
     assert re.search(rf"^  {service}:$", compose, re.MULTILINE), (
         f"prometheus.yml scrapes {service!r}, which is no service in docker-compose.yml")

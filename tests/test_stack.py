@@ -8,7 +8,7 @@ is printed at the end of the run and written to reports/stack-phases.json.
 
 import json
 import os
-import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -30,6 +30,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from digits.service.client import ClassifierClient
 from digits.v1 import classifier_pb2, classifier_pb2_grpc
 
+from support.certificates import Authority
+from support.docker import docker_problem, unavailable
+from support.figures import to_terminal
 from support.network import free_ports
 from support.polling import wait_until
 
@@ -37,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 PHASES_REPORT = ROOT / "reports" / "stack-phases.json"
 MODEL = "mnist"
+NGINX_IMAGE = "nginx:1.22.1"
 # One epoch on the first 5,000 images trains in seconds on 2 cores and still reaches
 # about 87% test accuracy; the test compares the service against the card, not a target.
 TRAINING = {"DIGITS_TRAIN_EPOCHS": "1", "DIGITS_TRAIN_LIMIT": "5000"}
@@ -47,27 +51,6 @@ SCRAPE_SECONDS = 90.0
 POLL_SECONDS = 0.5  # each check runs docker or HTTP: a gentler polling period
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(2700)]
-
-def docker_problem() -> str | None:
-    """Why Docker cannot run the stack here, or None when it can."""
-    if shutil.which("docker") is None:
-        return "no docker command: run scripts/ensure-docker"
-    checks = {("docker", "info"): "the Docker engine does not answer: run scripts/ensure-docker",
-              ("docker", "compose", "version"): "no Compose v2: run scripts/ensure-docker"}
-    for command, problem in checks.items():
-        try:
-            subprocess.run(command, capture_output=True, timeout=60, check=True)
-        except (subprocess.SubprocessError, OSError):
-            return problem
-    return None
-
-
-def unavailable(reason: str) -> None:
-    """Fail under CI, where the stack test is required; skip elsewhere."""
-    if os.environ.get("CI"):
-        pytest.fail(f"the stack test is required under CI: {reason}")
-    pytest.skip(reason)
-
 
 @dataclass
 class PhaseClock:
@@ -95,9 +78,8 @@ class Stack:
 
     project: str
     environment: dict[str, str]
-    grpc_port: int
+    grpc_port: int  # the proxy's: every request goes to the next replica
     http_port: int
-    metrics_port: int
     prometheus_port: int
     clock: PhaseClock
 
@@ -117,11 +99,15 @@ class Stack:
         return result.stdout
 
     def container(self, service: str) -> dict[str, Any]:
-        """`docker inspect` of the service's container."""
-        container_id = self.compose("ps", "--all", "--quiet", service, timeout=60).strip()
-        output = subprocess.run(["docker", "inspect", container_id], capture_output=True,
+        """`docker inspect` of the service's container (the first, when there are several)."""
+        return self.containers(service)[0]
+
+    def containers(self, service: str) -> list[dict[str, Any]]:
+        """`docker inspect` of every container of the service."""
+        ids = self.compose("ps", "--all", "--quiet", service, timeout=60).split()
+        output = subprocess.run(["docker", "inspect", *ids], capture_output=True,
                                 text=True, timeout=60, check=True).stdout
-        inspected: dict[str, Any] = json.loads(output)[0]
+        inspected: list[dict[str, Any]] = json.loads(output)
         return inspected
 
     def prometheus(self, path: str, **query: str) -> Any:
@@ -135,8 +121,9 @@ class Stack:
         return body["data"]
 
     def served_requests(self) -> float:
-        """The service's own count of successful Classify calls, from its /metrics."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        """The service's own count of successful Classify calls, from its /metrics (on its
+        HTTP port, through the proxy: with one replica, that replica's)."""
+        url = f"http://127.0.0.1:{self.http_port}/metrics"
         with urllib.request.urlopen(url, timeout=10) as response:
             text = response.read().decode()
         return sum(sample.value
@@ -188,20 +175,18 @@ def stack(request: pytest.FixtureRequest, clock: PhaseClock,
     problem = docker_problem()
     if problem:
         unavailable(problem)
-    grpc_port, http_port, metrics_port, prometheus_port = free_ports(4)
+    grpc_port, http_port, prometheus_port = free_ports(3)
     project = f"digits-test-{uuid.uuid4().hex[:8]}"
     environment = {
         **os.environ, **TRAINING,
         "DIGITS_BIND_ADDRESS": "127.0.0.1",
         "DIGITS_GRPC_HOST_PORT": str(grpc_port),
         "DIGITS_HTTP_HOST_PORT": str(http_port),
-        "DIGITS_METRICS_HOST_PORT": str(metrics_port),
         "PROMETHEUS_HOST_PORT": str(prometheus_port),
         "DIGITS_MNIST_DIR": str(mnist_path.resolve().parent),
         "DIGITS_MNIST_FILE": mnist_path.name,
     }
-    running = Stack(project, environment, grpc_port, http_port, metrics_port,
-                    prometheus_port, clock)
+    running = Stack(project, environment, grpc_port, http_port, prometheus_port, clock)
 
     with clock.phase("base images (present, pulled or stand-ins)"):
         standins = subprocess.run([str(ROOT / "scripts" / "build-standins")], cwd=ROOT,
@@ -264,9 +249,16 @@ def test_containers_run_unprivileged_with_a_read_only_model_volume(stack: Stack)
     assert service["Config"]["User"] not in ("", "root", "0")
     models = [mount for mount in service["Mounts"] if mount["Destination"] == "/models"]
     assert models and models[0]["Type"] == "volume" and models[0]["RW"] is False
-    bindings = [binding for port in service["NetworkSettings"]["Ports"].values() if port
-                for binding in port]
-    assert bindings and {binding["HostIp"] for binding in bindings} == {"127.0.0.1"}
+    assert _published(service) == []  # replicas are reached through the proxy only
+    proxy = stack.container("proxy")
+    assert proxy["Config"]["User"] == "65534:65534" and proxy["HostConfig"]["ReadonlyRootfs"]
+    bindings = _published(proxy)
+    assert len(bindings) == 2 and {binding["HostIp"] for binding in bindings} == {"127.0.0.1"}
+
+
+def _published(container: dict[str, Any]) -> list[dict[str, str]]:
+    return [binding for port in container["NetworkSettings"]["Ports"].values() if port
+            for binding in port]
 
 
 def test_classifies_mnist_at_the_accuracy_on_the_model_card(
@@ -459,6 +451,120 @@ def test_a_version_the_gate_rejects_never_serves_unpinned_requests(
     assert pinned.version == sabotaged  # reachable by pinning it, to debug it
 
 
+def healthy_replicas(stack: Stack) -> int:
+    return sum(1 for replica in stack.containers("service")
+               if replica["State"].get("Health", {}).get("Status") == "healthy")
+
+
+def classified_per_replica(stack: Stack) -> dict[str, float]:
+    """Prometheus's latest count of successful Classify calls, per replica (instance)."""
+    result = stack.prometheus("/api/v1/query", query=(
+        'sum by (instance) (digits_requests_total{job="digits", method="Classify", '
+        'code="OK"})'))["result"]
+    return {sample["metric"]["instance"]: float(sample["value"][1]) for sample in result}
+
+
+def scale(stack: Stack, replicas: int) -> None:
+    """Run ``replicas`` replicas of the service (the others keep running) until healthy."""
+    stack.compose("up", "--detach", "--no-build", "--no-recreate", "--no-deps", "--scale",
+                  f"service={replicas}", "service", timeout=600)
+    wait_until(lambda: len(stack.containers("service")) == replicas
+               and healthy_replicas(stack) == replicas, seconds=READY_SECONDS,
+               period=POLL_SECONDS, what=f"{replicas} healthy replicas")
+
+
+def test_replicas_share_the_load_and_a_crashed_one_costs_no_request(
+        request: pytest.FixtureRequest, stack: Stack,
+        mnist_test: tuple[np.ndarray, np.ndarray]) -> None:
+    images, _ = mnist_test
+    with stack.clock.phase("scale to 3 replicas"):
+        scale(stack, 3)
+        wait_until(lambda: len(stack.prometheus("/api/v1/query", query=(
+                       'up{job="digits"} == 1'))["result"]) == 3, seconds=SCRAPE_SECONDS,
+                   period=POLL_SECONDS, what="Prometheus to find and scrape 3 replicas by DNS")
+    poller = Poller(stack.grpc_target, images[:8])
+    try:
+        before = classified_per_replica(stack)
+        poller.start()
+        wait_until(poller.answered_after(150), seconds=120, period=POLL_SECONDS,
+                   what="150 answers through the proxy")
+        answered = len(poller.versions)
+        shares = wait_until(lambda: _shares_once_scraped(stack, before, answered),
+                            seconds=SCRAPE_SECONDS, period=POLL_SECONDS,
+                            what="Prometheus to count the answers per replica")
+        with stack.clock.phase("SIGKILL a replica under load, until it is back"):
+            downtime = _crash_and_recover(stack, poller)
+    finally:
+        poller.stopping.set()
+        poller.join(timeout=30)
+    to_terminal(request.config, f"\nscale-out: per-replica shares of {answered} requests "
+                f"{sorted(round(share, 3) for share in shares.values())}; a replica "
+                f"SIGKILLed under load was back in {downtime:.1f} s; "
+                f"{len(poller.failures)} of {len(poller.versions) + len(poller.failures)} "
+                "requests failed")
+    assert min(shares.values()) >= 0.2, f"per-replica shares: {shares}"
+    assert poller.failures == [], f"{len(poller.failures)} failed requests: {poller.failures[:5]}"
+    with stack.clock.phase("scale back to 1 replica"):
+        scale(stack, 1)
+
+
+def _shares_once_scraped(stack: Stack, before: dict[str, float],
+                         answered: int) -> dict[str, float] | None:
+    after = classified_per_replica(stack)
+    grown = {instance: count - before.get(instance, 0.0) for instance, count in after.items()}
+    total = sum(grown.values())
+    return {instance: count / total for instance, count in grown.items()} if (
+        total >= answered) else None
+
+
+def _crash_and_recover(stack: Stack, poller: "Poller") -> float:
+    """SIGKILL one replica's server process (a crash: Docker restarts it, as it would not
+    after `docker kill`); the seconds until it is healthy again, with answers flowing."""
+    victim = stack.containers("service")[0]
+    restarts = victim["RestartCount"]
+    killed = time.monotonic()
+    try:
+        os.kill(victim["State"]["Pid"], signal.SIGKILL)
+    except PermissionError:
+        unavailable("killing a container's process needs root")
+
+    def recovered() -> bool:
+        again = next(c for c in stack.containers("service") if c["Id"] == victim["Id"])
+        return (again["RestartCount"] > restarts
+                and again["State"].get("Health", {}).get("Status") == "healthy")
+
+    wait_until(recovered, seconds=READY_SECONDS, period=POLL_SECONDS,
+               what="the killed replica to be restarted and healthy")
+    downtime = time.monotonic() - killed
+    answered = len(poller.versions)
+    wait_until(poller.answered_after(answered + 50), seconds=60, period=POLL_SECONDS,
+               what="answers after the replica came back")
+    return downtime
+
+
+def test_the_proxy_configurations_are_valid(stack: Stack, tmp_path: Path) -> None:
+    """nginx -t, in the stack's nginx image, on the plain and the TLS configuration."""
+    authority = Authority(tmp_path / "issued")
+    secrets = {"tls_ca": authority.cert, "tls_cert": authority.issue("localhost").cert,
+               "tls_key": tmp_path / "issued" / "localhost-key.pem",
+               "tls_client_cert": authority.issue("client", client=True).cert,
+               "tls_client_key": tmp_path / "issued" / "client-key.pem"}
+    mounted = tmp_path / "secrets"
+    mounted.mkdir(mode=0o755)
+    for name, source in secrets.items():
+        (mounted / name).write_bytes(source.read_bytes())
+        (mounted / name).chmod(0o644)  # nginx runs as nobody
+    for config in ("nginx.conf", "nginx.tls.conf"):
+        result = subprocess.run(
+            ["docker", "run", "--rm", "--user", "65534:65534",
+             "--volume", f"{ROOT / 'deploy' / 'nginx'}:/etc/nginx/digits:ro",
+             "--volume", f"{mounted}:/run/secrets:ro", "--tmpfs", "/tmp",
+             "--add-host", "service:127.0.0.1", NGINX_IMAGE,
+             "nginx", "-e", "stderr", "-t", "-c", f"/etc/nginx/digits/{config}"],
+            capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, f"{config}: {result.stderr}"
+
+
 def test_service_stops_gracefully_on_sigterm(stack: Stack) -> None:
     with stack.clock.phase("stop the service (SIGTERM, drain)"):
         stack.compose("stop", "--timeout", "30", "service", timeout=120)
@@ -489,3 +595,7 @@ def test_the_tls_overlay_mounts_the_certificates_as_secrets(tmp_path: Path) -> N
     assert {secret["source"] for secret in service["secrets"]} == {
         "tls_cert", "tls_key", "tls_ca", "tls_client_cert", "tls_client_key"}
     assert config["secrets"]["tls_cert"]["file"] == str(tmp_path / "server.pem")
+    proxy = config["services"]["proxy"]
+    assert "/etc/nginx/digits/nginx.tls.conf" in proxy["command"]
+    assert {secret["source"] for secret in proxy["secrets"]} == {
+        "tls_cert", "tls_key", "tls_ca", "tls_client_cert", "tls_client_key"}
