@@ -173,8 +173,18 @@ def train_regularization(seeds: int, subset_size: int, **options: Any) -> None:
               show_default=True, envvar="DIGITS_REPORTS",
               help="Reports root; writes REPORTS/evaluate/NAME/VERSION/ "
                    "[env: DIGITS_REPORTS].")
+@click.option("--robustness", is_flag=True,
+              help="Also score corrupted digits (translated, scaled, rotated, sheared, "
+                   "thick and thin strokes, blurred, noisy, inverted, low resolution, "
+                   "photographed), each through the service's preprocessing; prints a "
+                   "table and writes robustness.png, .md and .json.")
+@click.option("--robustness-images", type=click.IntRange(min=1), default=2000,
+              show_default=True, help="Test digits per corruption (the first N).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the corruptions: the same seed gives the same images.")
 def evaluate_command(version_dir: Path, data: Path | None, data_check: str,
-                     reports: Path) -> None:
+                     reports: Path, robustness: bool, robustness_images: int,
+                     seed: int) -> None:
     """Recompute the test reports of an exported model, e.g. models/mnist/3.
 
     Loads VERSION_DIR as the service does (card and file checks, serving signature),
@@ -192,4 +202,11 @@ def evaluate_command(version_dir: Path, data: Path | None, data_check: str,
             else f" (card: {evaluation.card_accuracy:.4f})")
     click.echo(f"test accuracy {evaluation.scores.accuracy:.4f} on "
                f"{len(evaluation.scores.labels)} images{card}")
+    if robustness:
+        from digits.jobs import robustness as report
+
+        rows = report.measure(evaluation.model, evaluation.test.first(robustness_images),
+                              seed)
+        report.write(evaluation.report_dir, rows, evaluation.title)
+        click.echo(report.table(rows))
     click.echo(f"reports in {evaluation.report_dir}")

@@ -16,7 +16,7 @@ from digits.jobs import data, reports
 from digits.jobs.pipeline import ALL_DIGITS, HISTORY_FILENAME, JobError
 from digits.jobs.scoring import Scores, score
 from digits.modelstore.card import InvalidCard, read_card
-from digits.modelstore.saved_model import InvalidModel, load_version
+from digits.modelstore.saved_model import InvalidModel, LoadedModel, load_version
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,9 @@ class Evaluation:
     report_dir: Path
     scores: Scores
     card_accuracy: float | None
+    model: LoadedModel  # as the service loads it
+    test: data.Split  # the test images of its digits, labels as class indices
+    title: str
 
 
 def evaluate(version_dir: Path, data_path: Path | None, reports_root: Path,
@@ -89,4 +92,4 @@ def evaluate(version_dir: Path, data_path: Path | None, reports_root: Path,
     log.info("%s v%d: test accuracy %.4f on %d images (card says %s); reports in %s",
              card.name, card.version, scores.accuracy, len(test),
              f"{card_accuracy:.4f}" if card_accuracy is not None else "nothing", report_dir)
-    return Evaluation(report_dir, scores, card_accuracy)
+    return Evaluation(report_dir, scores, card_accuracy, model, test, title)

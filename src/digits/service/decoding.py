@@ -10,34 +10,20 @@ in the decode threads and one stops between images once its deadline has passed.
 
 import ctypes
 import ctypes.util
-import io
 import time
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from digits.api import PIXELS_PER_IMAGE
-from digits.service import images, mnist_form
+from digits.imaging import files, mnist_form
+from digits.service import images
 from digits.service.domain import ImageInput, RawImage
 from digits.service.errors import DeadlineExpired, InvalidInput, echo
 
-FORMATS = ("PNG", "JPEG")
-# Large photos are shrunk to this many pixels on the longer side before processing: a
-# digit needs far fewer, and the arithmetic below is per pixel.
-WORKING_SIZE = 512
 # One decoding job does about this many pixels before the next request's turn.
 JOB_PIXELS = 4_000_000
-_ORIENTATION = 0x0112
-_TRANSPOSE = {2: [Image.Transpose.FLIP_LEFT_RIGHT], 3: [Image.Transpose.ROTATE_180],
-              4: [Image.Transpose.FLIP_TOP_BOTTOM], 5: [Image.Transpose.TRANSPOSE],
-              6: [Image.Transpose.ROTATE_270], 7: [Image.Transpose.TRANSVERSE],
-              8: [Image.Transpose.ROTATE_90]}
-# Pillow warns about malformed metadata it then skips; the answer says what matters.
-warnings.filterwarnings("ignore", module=r"PIL\.")
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-Image.MAX_IMAGE_PIXELS = None  # our own limits decide, before decoding
 
 
 class Budget:
@@ -86,7 +72,8 @@ def decode_image(data: bytes, field: str, budget: Budget) -> tuple[np.ndarray, i
     if not data:
         raise InvalidInput(f"{field}: is empty; send the bytes of a PNG or JPEG file")
     try:
-        grayscale, pixels = _grayscale(data, field, budget)
+        grayscale, pixels = files.grayscale(
+            data, lambda width, height: budget.take(width, height, field))
     except (InvalidInput, DeadlineExpired):
         raise
     except UnidentifiedImageError:
@@ -100,36 +87,6 @@ def decode_image(data: bytes, field: str, budget: Budget) -> tuple[np.ndarray, i
         raise InvalidInput(f"{field}: the image is blank (no ink stands out from the "
                            "background); send a picture of a digit")
     return mnist_form.to_mnist_form(ink), pixels
-
-
-def _grayscale(data: bytes, field: str, budget: Budget) -> tuple[np.ndarray, int]:
-    """Float32 grayscale at most WORKING_SIZE on a side, upright, transparency on white."""
-    image: Image.Image = Image.open(io.BytesIO(data), formats=FORMATS)
-    width, height = image.size
-    budget.take(width, height, field)
-    orientation = _orientation(image)
-    # JPEG can decode at a fraction of its size directly, which is much cheaper.
-    image.draft("L", (WORKING_SIZE, WORKING_SIZE))
-    transparent = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info)
-    image = image.convert("LA" if transparent else "L")
-    image.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.LANCZOS)
-    for step in _TRANSPOSE.get(orientation, []):
-        image = image.transpose(step)
-    values = np.asarray(image, dtype=np.float32)
-    if transparent:  # composite onto white, as a viewer shows it
-        alpha = values[..., 1] / 255.0
-        values = values[..., 0] * alpha + 255.0 * (1.0 - alpha)
-    return values, width * height
-
-
-def _orientation(image: Image.Image) -> int:
-    """The EXIF orientation (1: upright); broken EXIF counts as upright."""
-    try:
-        value = image.getexif().get(_ORIENTATION, 1)
-    except Exception:  # malformed EXIF: the pixels may still be fine
-        return 1
-    return value if isinstance(value, int) else 1
 
 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6") if hasattr(
