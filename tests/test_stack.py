@@ -596,6 +596,6 @@ def test_the_tls_overlay_mounts_the_certificates_as_secrets(tmp_path: Path) -> N
         "tls_cert", "tls_key", "tls_ca", "tls_client_cert", "tls_client_key"}
     assert config["secrets"]["tls_cert"]["file"] == str(tmp_path / "server.pem")
     proxy = config["services"]["proxy"]
-    assert "/etc/nginx/digits/nginx.tls.conf" in proxy["command"]
+    assert proxy["environment"]["NGINX_CONFIG"] == "/etc/nginx/digits/nginx.tls.conf"
     assert {secret["source"] for secret in proxy["secrets"]} == {
         "tls_cert", "tls_key", "tls_ca", "tls_client_cert", "tls_client_key"}
