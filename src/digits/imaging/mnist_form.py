@@ -13,6 +13,11 @@ from digits.api import IMAGE_SIZE
 DIGIT_BOX = 20
 # Ink must differ from the background by this many grey levels, or the image is blank.
 MIN_CONTRAST = 32
+# Smoothed edges whose 10th and 90th percentiles differ by more than this are uneven
+# lighting; only in images this large on each side (photos: a small image's edges are
+# too short to tell lighting from noise).
+UNEVEN_BORDER = 24
+MIN_LIT_SIZE = 48
 # After the background is subtracted and contrast stretched to 0..255, pixels above this
 # count as ink when finding the digit's bounding box (keeps paper noise out of the crop).
 INK_THRESHOLD = 48
@@ -56,7 +61,10 @@ def _ink_white_on_black(grayscale: np.ndarray) -> np.ndarray:
     """Make the ink white on a zero background (grey levels above the background).
 
     The background level is the median of the border pixels: a digit rarely touches
-    every edge, whereas the mean is pulled by thick strokes.
+    every edge, whereas the mean is pulled by thick strokes. When the border's level
+    drifts by more than UNEVEN_BORDER along the edges (paper photographed under uneven
+    light; noise alone does not count, the edges are median-smoothed first), the
+    background is instead interpolated across the image from its four edges.
     """
     border = np.concatenate(
         [grayscale[0], grayscale[-1], grayscale[1:-1, 0], grayscale[1:-1, -1]])
@@ -64,7 +72,36 @@ def _ink_white_on_black(grayscale: np.ndarray) -> np.ndarray:
     if background > 127:  # dark ink on a light background: invert, as MNIST is white on black
         grayscale = 255.0 - grayscale
         background = 255.0 - background
+    if min(grayscale.shape) >= MIN_LIT_SIZE:
+        edges = [_smoothed(edge) for edge in (grayscale[0], grayscale[-1], grayscale[:, 0],
+                                              grayscale[:, -1])]
+        low, high = np.percentile(np.concatenate(edges), [10, 90])
+        if high - low > UNEVEN_BORDER:
+            return np.clip(grayscale - _interpolated_background(grayscale.shape, *edges),
+                           0, None)
     return np.clip(grayscale - background, 0, None)
+
+
+def _interpolated_background(shape: tuple[int, ...], top: np.ndarray, bottom: np.ndarray,
+                             left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The background under uneven light: a Coons patch through the four (smoothed)
+    edges."""
+    height, width = shape
+    u = np.linspace(0.0, 1.0, width)[None, :]
+    v = np.linspace(0.0, 1.0, height)[:, None]
+    corners = ((1 - u) * (1 - v) * top[0] + u * (1 - v) * top[-1]
+               + (1 - u) * v * bottom[0] + u * v * bottom[-1])
+    return ((1 - v) * top[None, :] + v * bottom[None, :]
+            + (1 - u) * left[:, None] + u * right[:, None] - corners)
+
+
+def _smoothed(edge: np.ndarray) -> np.ndarray:
+    """A running median over a fifth of the edge, so that ink touching the edge, or
+    noise, is not taken for the paper's level."""
+    half = max(1, len(edge) // 10)
+    padded = np.pad(edge, half, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    return np.median(windows, axis=1)
 
 
 def _centred_offset(digit: np.ndarray) -> tuple[int, int]:
