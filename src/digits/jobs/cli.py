@@ -140,9 +140,14 @@ def train_multiclass(**options: Any) -> None:
 
 @train_group.command("cnn")
 @_common_options(cnn.DEFAULT_NAME, cnn.Hyperparameters.epochs)
-def train_cnn(**options: Any) -> None:
+@click.option("--recipe", type=click.Choice(["default", "robust"]), default="default",
+              show_default=True,
+              help="robust: also rotations, blur, noise and coarse scans in training "
+                   "(docs/training.md#robustness).")
+def train_cnn(recipe: str, **options: Any) -> None:
     """All ten digits: small convolutional network with BatchNorm and random shifts."""
-    hyperparameters = cnn.Hyperparameters(epochs=options["epochs"])
+    hyperparameters = cnn.Hyperparameters(
+        epochs=options["epochs"], damage=cnn.ROBUST if recipe == "robust" else cnn.Damage())
     _run_job(options, lambda settings: cnn.run(settings, hyperparameters))
 
 

@@ -6,10 +6,11 @@ are the regularisation that carries it past 99.4%; they wrap the model only for 
 so the exported graph holds the classifier alone.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from digits.jobs import pipeline
+from digits.jobs.augmentation import Damage
 from digits.jobs.pipeline import JobResult, JobSettings
 
 EXPERIMENT = "cnn"
@@ -34,6 +35,13 @@ class Hyperparameters:
     learning_rate: float = 2e-3
     batch_size: int = 128
     epochs: int = 12
+    # Training-only damage beyond the shifts (the "robust" recipe sets it).
+    damage: Damage = field(default_factory=Damage)
+
+
+# Chosen from the robustness report: what the preprocessing cannot undo.
+ROBUST = Damage(rotation_degrees=30.0, blur_share=0.25, noise_share=0.25, noise_stddev=0.2,
+                coarse_share=0.25)
 
 
 def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
@@ -49,7 +57,8 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
 
     model = build_model(hyperparameters)
     # Shifts belong to training only: the exported model is ``model`` without them.
-    training_model = with_random_shifts(model, hyperparameters.shift_fraction, settings.seed)
+    training_model = with_random_shifts(model, hyperparameters.shift_fraction, settings.seed,
+                                        hyperparameters.damage)
     steps = hyperparameters.epochs * -(-len(prepared.train) // hyperparameters.batch_size)
     # Decays to 1% of the initial step size: the last epochs fine-tune.
     schedule = keras.optimizers.schedules.CosineDecay(hyperparameters.learning_rate, steps,
@@ -65,7 +74,8 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
         description=(f"CNN: {len(hyperparameters.filters)} conv blocks "
                      f"{hyperparameters.filters} (BatchNorm, max-pool), dense "
                      f"{hyperparameters.dense_units} with dropout, softmax; random shifts "
-                     "in training; Adam, cosine schedule"),
+                     f"{'and damage ' if hyperparameters.damage.any else ''}in training; "
+                     "Adam, cosine schedule"),
         extra_metrics={"fit_seconds": round(fit_seconds, 1)},
     )
 
@@ -91,16 +101,22 @@ def build_model(hyperparameters: Hyperparameters) -> Any:
     return keras.Model(inputs, outputs, name="cnn")
 
 
-def with_random_shifts(model: Any, shift_fraction: float, seed: int) -> Any:
-    """``model`` behind a layer that shifts each training image randomly (identity at
-    inference); it shares ``model``'s weights, so training it trains ``model``.
+def with_random_shifts(model: Any, shift_fraction: float, seed: int,
+                       damage: Damage | None = None) -> Any:
+    """``model`` behind a layer that shifts each training image randomly (and damages
+    it, when asked; identity at inference); it shares ``model``'s weights, so training it
+    trains ``model``.
     """
     import keras
     from keras import layers
 
+    from digits.jobs.augmentation import damage_layer
+
     inputs = keras.Input(shape=(28, 28), name="pixels")
     # RandomTranslation wants a channel axis; it fills with black, like MNIST's border.
     shifted = layers.Reshape((28, 28, 1))(inputs)
+    if damage is not None and damage.any:
+        shifted = damage_layer(damage, seed)(shifted)
     shifted = layers.RandomTranslation(shift_fraction, shift_fraction, fill_mode="constant",
                                        seed=seed)(shifted)
     shifted = layers.Reshape((28, 28))(shifted)
