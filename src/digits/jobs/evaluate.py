@@ -62,9 +62,7 @@ def evaluate(version_dir: Path, data_path: Path | None, reports_root: Path,
                     "figures are not comparable with its card", version_dir)
 
     test = data.keep_digits(mnist.test, digits)
-    probabilities = np.concatenate([model.predict(test.images[start:start + _CHUNK])
-                                    for start in range(0, len(test), _CHUNK)])
-    scores = score(probabilities, test.labels)
+    scores = score(probabilities(model, test.images), test.labels)
 
     report_dir = Path(reports_root) / "evaluate" / card.name / str(card.version)
     try:
@@ -93,3 +91,9 @@ def evaluate(version_dir: Path, data_path: Path | None, reports_root: Path,
              card.name, card.version, scores.accuracy, len(test),
              f"{card_accuracy:.4f}" if card_accuracy is not None else "nothing", report_dir)
     return Evaluation(report_dir, scores, card_accuracy, model, test, title)
+
+
+def probabilities(model: LoadedModel, images: np.ndarray) -> np.ndarray:
+    """``model``'s probabilities for uint8 [N, 28, 28] ``images``, in bounded chunks."""
+    return np.concatenate([model.predict(images[start:start + _CHUNK])
+                           for start in range(0, len(images), _CHUNK)])

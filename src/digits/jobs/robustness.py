@@ -18,6 +18,7 @@ from PIL import Image
 from digits.imaging.files import model_input
 from digits.jobs.corruptions import CORRUPTIONS, corrupted_files
 from digits.jobs.data import Split
+from digits.jobs.evaluate import probabilities
 from digits.jobs.reports import save_figure
 from digits.modelstore.saved_model import LoadedModel
 
@@ -61,8 +62,7 @@ def _png(digit: np.ndarray) -> bytes:
 
 def _accuracy(model: LoadedModel, pixels: np.ndarray, labels: np.ndarray,
               refused: np.ndarray) -> float:
-    predictions = np.concatenate([model.predict(pixels[start:start + 1000]).argmax(axis=1)
-                                  for start in range(0, len(pixels), 1000)])
+    predictions = probabilities(model, pixels).argmax(axis=1)
     return float(np.mean((predictions == labels) & ~refused))
 
 
