@@ -18,13 +18,15 @@ from google.protobuf import json_format
 from digits.cli import main
 from digits.jobs import reports
 from digits.jobs.data import keep_digits, load_mnist
-from digits.jobs.pipeline import CLASS_ACCURACY_PREFIX, HISTORY_FILENAME
+from digits.jobs.version_contents import CLASS_ACCURACY_PREFIX, HISTORY_FILENAME
 from digits.modelstore import golden
 from digits.modelstore.card import sha256_file
 from digits.modelstore.report_files import report_files, report_path
 from digits.modelstore.saved_model import LoadedModel, load_version
 from digits.service.models import gate
 from digits.service.settings import VolumeSettings
+
+from support.tensorboard_logs import read_run
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +89,31 @@ def _assert_reports_and_card(trained: Trained, experiment: str, name: str) -> No
     assert verdict.passed and verdict.accuracy is not None, verdict.reason
     assert abs(verdict.accuracy - card.test_metrics["accuracy"]) < 0.05
     _assert_report_travels_with_the_version(trained)
+    _assert_tensorboard_logs(trained)
+
+
+def _assert_tensorboard_logs(trained: Trained) -> None:
+    """The run's TensorBoard session: curves per epoch on training and validation, the
+    learning rate, the test figures, the plots and the hyper-parameters."""
+    logs = trained.report_dir / "tensorboard"
+    epochs = list(range(1, trained.metrics["epochs_run"] + 1))
+    # A study's curves are in its models' own sessions; the exported one's are checked.
+    curves = (logs / f"{trained.metrics['best_variant']}-seed{trained.metrics['best_seed']}"
+              if "best_variant" in trained.metrics else logs)
+    train, validation, session = (read_run(curves / "train"),
+                                  read_run(curves / "validation"), read_run(logs))
+    assert set(train.scalars) >= {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"}
+    assert set(validation.scalars) >= {"epoch_loss", "epoch_accuracy"}
+    for curve in (*train.scalars.values(), *validation.scalars.values()):
+        assert [step for step, _ in curve] == epochs
+    assert validation.scalars["epoch_accuracy"][-1][1] == pytest.approx(
+        trained.metrics["validation_accuracy"], abs=1e-6)
+    assert session.scalars["test/accuracy"] == [
+        (epochs[-1], pytest.approx(trained.metrics["test"]["accuracy"], abs=1e-6))]
+    assert set(session.images) == {"confusion_matrix", "misclassified"}
+    config = json.loads((trained.report_dir / reports.CONFIG_FILENAME).read_text())
+    assert session.hparams["experiment"] == config["experiment"]
+    assert session.hparams["epochs"] == config["hyperparameters"]["epochs"]
 
 
 def _assert_report_travels_with_the_version(trained: Trained) -> None:
@@ -189,6 +216,15 @@ def test_regularization(tmp_path: Path, mnist_path: Path) -> None:
         assert (trained.report_dir / filename).stat().st_size > 0
         assert report_path(filename) in trained.model.card.file_sha256
     assert trained.model.card.dataset.train_examples == 400
+    # Every model of the study is a TensorBoard session of its own, for the HParams table.
+    sessions = {path.name: read_run(path)
+                for path in (trained.report_dir / "tensorboard").glob("*-seed*")}
+    assert len(sessions) == 10
+    for run in runs:
+        session = sessions[f"{run['variant']}-seed{run['seed']}"]
+        assert (session.hparams["variant"], session.hparams["seed"]) == (run["variant"],
+                                                                         run["seed"])
+        assert session.scalars["test/accuracy"][0][1] == pytest.approx(run["test"])
 
 
 @pytest.mark.parametrize("experiment", [["binary", "--impl", "numpy"], ["multiclass"],

@@ -81,6 +81,7 @@ class Stack:
     grpc_port: int  # the proxy's: every request goes to the next replica
     http_port: int
     prometheus_port: int
+    tensorboard_port: int
     clock: PhaseClock
 
     @property
@@ -175,7 +176,7 @@ def stack(request: pytest.FixtureRequest, clock: PhaseClock,
     problem = docker_problem()
     if problem:
         unavailable(problem)
-    grpc_port, http_port, prometheus_port = free_ports(3)
+    grpc_port, http_port, prometheus_port, tensorboard_port = free_ports(4)
     project = f"digits-test-{uuid.uuid4().hex[:8]}"
     environment = {
         **os.environ, **TRAINING,
@@ -183,10 +184,12 @@ def stack(request: pytest.FixtureRequest, clock: PhaseClock,
         "DIGITS_GRPC_HOST_PORT": str(grpc_port),
         "DIGITS_HTTP_HOST_PORT": str(http_port),
         "PROMETHEUS_HOST_PORT": str(prometheus_port),
+        "TENSORBOARD_HOST_PORT": str(tensorboard_port),
         "DIGITS_MNIST_DIR": str(mnist_path.resolve().parent),
         "DIGITS_MNIST_FILE": mnist_path.name,
     }
-    running = Stack(project, environment, grpc_port, http_port, prometheus_port, clock)
+    running = Stack(project, environment, grpc_port, http_port, prometheus_port,
+                    tensorboard_port, clock)
 
     with clock.phase("base images (present, pulled or stand-ins)"):
         standins = subprocess.run([str(ROOT / "scripts" / "build-standins")], cwd=ROOT,
@@ -309,6 +312,31 @@ def test_the_web_page_and_the_training_plots_are_served(stack: Stack) -> None:
     url = f"{base}/digits/v1/models/{MODEL}/versions/{default['version']}/{plots[0]}"
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.read().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_tensorboard_shows_the_training_run(stack: Stack) -> None:
+    base = f"http://127.0.0.1:{stack.tensorboard_port}/data"
+
+    def runs() -> list[str]:
+        try:
+            with urllib.request.urlopen(f"{base}/runs", timeout=10) as response:
+                listed: list[str] = json.load(response)
+                return listed
+        except (urllib.error.URLError, OSError):
+            return []
+
+    wait_until(lambda: any(run.endswith("/tensorboard/validation") for run in runs()),
+               seconds=READY_SECONDS, period=POLL_SECONDS,
+               what="TensorBoard to list the training run")
+    validation = next(run for run in runs() if run.startswith("multiclass/")
+                      and run.endswith("/tensorboard/validation"))
+    query = urllib.parse.urlencode({"run": validation, "tag": "epoch_accuracy"})
+    with urllib.request.urlopen(f"{base}/plugin/scalars/scalars?{query}",
+                                timeout=10) as response:
+        points = json.load(response)  # [wall time, step, value] per epoch
+    assert [step for _, step, _ in points] == list(
+        range(1, int(TRAINING["DIGITS_TRAIN_EPOCHS"]) + 1))
+    assert 0.5 < points[-1][2] <= 1.0
 
 
 def test_prometheus_scrapes_the_requests_and_loads_the_alerts(

@@ -7,12 +7,14 @@ normal) and budget, so their results can be compared directly.
 
 import logging
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from digits.jobs import numpy_net, pipeline
 from digits.jobs.numpy_net import EpochCallback
 from digits.jobs.pipeline import JobResult, JobSettings, PreparedData, scaled
+from digits.jobs.tracking import RunLog
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +51,10 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters,
 
     if hyperparameters.implementation == "numpy":
         model, module, history = _train_numpy(prepared, hyperparameters, settings.seed,
-                                              on_epoch)
+                                              _logging_too(on_epoch, job.log,
+                                                           hyperparameters.learning_rate))
     else:
-        model, module, history = _train_keras(prepared, hyperparameters, on_epoch)
+        model, module, history = _train_keras(prepared, hyperparameters, on_epoch, job.log)
 
     architecture = "-".join(str(units) for units in (784, *hyperparameters.hidden_units, 1))
     return pipeline.finish(
@@ -59,6 +62,16 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters,
         description=(f"0 vs 1, {hyperparameters.implementation} network {architecture} "
                      "(ReLU hidden, sigmoid output), binary cross-entropy, mini-batch SGD"),
     )
+
+
+def _logging_too(on_epoch: EpochCallback | None, run_log: RunLog,
+                 learning_rate: float) -> EpochCallback:
+    """``on_epoch`` that also logs the NumPy network's epoch to TensorBoard."""
+    def both(epoch: int, figures: Mapping[str, float]) -> None:
+        run_log.epoch(epoch, {**figures, "learning_rate": learning_rate})
+        if on_epoch is not None:
+            on_epoch(epoch, figures)
+    return both
 
 
 def _flat(images: Any) -> Any:
@@ -99,7 +112,8 @@ def build_keras_twin(hidden_units: tuple[int, ...]) -> Any:
 
 
 def _train_keras(prepared: PreparedData, hyperparameters: Hyperparameters,
-                 on_epoch: EpochCallback | None) -> tuple[Any, Any, dict[str, list[float]]]:
+                 on_epoch: EpochCallback | None,
+                 run_log: RunLog) -> tuple[Any, Any, dict[str, list[float]]]:
     import keras
 
     from digits.jobs import keras_training
@@ -114,5 +128,5 @@ def _train_keras(prepared: PreparedData, hyperparameters: Hyperparameters,
     history, _ = keras_training.fit(model, prepared.train, prepared.validation,
                                     epochs=hyperparameters.epochs,
                                     batch_size=hyperparameters.batch_size, targets="binary",
-                                    callbacks=callbacks)
+                                    callbacks=callbacks, run_log=run_log)
     return model, KerasServingModule(model, sigmoid_output=True), history

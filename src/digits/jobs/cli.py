@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from digits.jobs import binary, cnn, multiclass, regularization
+from digits.jobs.cluster import ClusterError, from_options
 from digits.jobs.pipeline import JobError, JobSettings, existing_valid_version
 from digits.modelstore.names import InvalidModelName, validate_model_name
 
@@ -71,11 +72,34 @@ def _common_options(default_name: str, default_epochs: int) -> Callable[[Any], A
                                             reversed(options), command)
 
 
+def _worker_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options of the experiments that can train on several workers at once."""
+    options = [
+        click.option("--workers", envvar="DIGITS_WORKERS", metavar="HOST:PORT,...",
+                     help="Train on several workers (MultiWorkerMirroredStrategy): every "
+                          "worker's address, the chief (which exports) first. Without it, "
+                          "TF_CONFIG is used when set [env: DIGITS_WORKERS]."),
+        click.option("--worker-index", type=click.IntRange(min=0),
+                     envvar="DIGITS_WORKER_INDEX",
+                     help="This worker's place in --workers [env: DIGITS_WORKER_INDEX]."),
+        click.option("--worker-timeout", type=click.FloatRange(min=1), default=120.0,
+                     show_default=True, envvar="DIGITS_WORKER_TIMEOUT",
+                     help="Seconds to wait for every worker to join, and for each step's "
+                          "exchange, before failing [env: DIGITS_WORKER_TIMEOUT]."),
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), command)
+
+
 def _settings(options: dict[str, Any]) -> JobSettings:
+    try:
+        cluster = from_options(options.get("workers"), options.get("worker_index"))
+    except ClusterError as error:
+        raise click.UsageError(str(error)) from error
     return JobSettings(data=options["data"], models=options["models"],
                        reports=options["reports"], name=options["name"],
                        seed=options["seed"], train_limit=options["train_limit"],
-                       data_check=options["data_check"])
+                       data_check=options["data_check"], cluster=cluster,
+                       worker_timeout=options.get("worker_timeout", 120.0))
 
 
 def _terminate(signum: int, _frame: FrameType | None) -> None:
@@ -97,9 +121,13 @@ def _run_job(options: dict[str, Any], experiment: Callable[[Any], Any]) -> None:
                        "skipping training (--skip-if-exists)")
             return
     signal.signal(signal.SIGTERM, _terminate)
+    from digits.jobs.distributed import WorkerFailed, WorkerFinished
     try:
         result = experiment(settings)
-    except (JobError, ValueError) as error:
+    except WorkerFinished as finished:
+        click.echo(str(finished))
+        return
+    except (JobError, ValueError, WorkerFailed) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"test accuracy {result.test_scores.accuracy:.4f} on "
                f"{len(result.test_scores.labels)} images, {result.train_seconds:.0f} s")
@@ -132,6 +160,7 @@ def train_binary(implementation: str, **options: Any) -> None:
 
 @train_group.command("multiclass")
 @_common_options(multiclass.DEFAULT_NAME, multiclass.Hyperparameters.epochs)
+@_worker_options
 def train_multiclass(**options: Any) -> None:
     """All ten digits: dense network with dropout, softmax, Adam."""
     hyperparameters = multiclass.Hyperparameters(epochs=options["epochs"])
@@ -140,6 +169,7 @@ def train_multiclass(**options: Any) -> None:
 
 @train_group.command("cnn")
 @_common_options(cnn.DEFAULT_NAME, cnn.Hyperparameters.epochs)
+@_worker_options
 @click.option("--recipe", type=click.Choice(["default", "robust"]), default="default",
               show_default=True,
               help="robust: also rotations, blur, noise and coarse scans in training "

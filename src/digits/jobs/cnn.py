@@ -52,22 +52,35 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
     # TensorFlow loads only now, so bad arguments and data fail within a second.
     import keras
 
-    from digits.jobs import keras_training
+    from digits.jobs import distributed, keras_training
+    from digits.jobs.distributed import Trainable
     from digits.jobs.export import KerasServingModule
 
-    model = build_model(hyperparameters)
-    # Shifts belong to training only: the exported model is ``model`` without them.
-    training_model = with_random_shifts(model, hyperparameters.shift_fraction, settings.seed,
-                                        hyperparameters.damage)
-    steps = hyperparameters.epochs * -(-len(prepared.train) // hyperparameters.batch_size)
-    # Decays to 1% of the initial step size: the last epochs fine-tune.
-    schedule = keras.optimizers.schedules.CosineDecay(hyperparameters.learning_rate, steps,
-                                                      alpha=0.01)
-    training_model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule),
-                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history, fit_seconds = keras_training.fit(
-        training_model, prepared.train, prepared.validation,
-        epochs=hyperparameters.epochs, batch_size=hyperparameters.batch_size)
+    def build(synchronized: bool = False) -> tuple[Any, Trainable]:
+        model = build_model(hyperparameters, synchronized_batchnorm=synchronized)
+        # Shifts belong to training only: the exported model is ``model`` without them.
+        training_model = with_random_shifts(model, hyperparameters.shift_fraction,
+                                            settings.seed, hyperparameters.damage)
+        steps = hyperparameters.epochs * -(-len(prepared.train) // hyperparameters.batch_size)
+        # Decays to 1% of the initial step size: the last epochs fine-tune.
+        schedule = keras.optimizers.schedules.CosineDecay(hyperparameters.learning_rate,
+                                                          steps, alpha=0.01)
+        return model, Trainable(training_model, keras.optimizers.Adam(learning_rate=schedule))
+
+    if settings.cluster is None:
+        model, trainable = build()
+        trainable.model.compile(optimizer=trainable.optimizer,
+                                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        history, fit_seconds = keras_training.fit(
+            trainable.model, prepared.train, prepared.validation,
+            epochs=hyperparameters.epochs, batch_size=hyperparameters.batch_size,
+            run_log=job.log)
+    else:
+        # Batch statistics over the global batch, so every worker's copy stays identical.
+        model, history, fit_seconds = distributed.fit_on_workers(
+            job, lambda: build(synchronized=True), lambda: build_model(hyperparameters),
+            prepared.train, prepared.validation, epochs=hyperparameters.epochs,
+            batch_size=hyperparameters.batch_size)
 
     return pipeline.finish(
         job, prepared, KerasServingModule(model, sigmoid_output=False), history, model=model,
@@ -80,8 +93,12 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
     )
 
 
-def build_model(hyperparameters: Hyperparameters) -> Any:
-    """The convolutional network: [N, 28, 28] floats in [0, 1] -> [N, 10] probabilities."""
+def build_model(hyperparameters: Hyperparameters, synchronized_batchnorm: bool = False) -> Any:
+    """The convolutional network: [N, 28, 28] floats in [0, 1] -> [N, 10] probabilities.
+
+    ``synchronized_batchnorm`` computes batch statistics across all workers' shares of a
+    batch (multi-worker training); alone it would only change the arithmetic.
+    """
     import keras
     from keras import layers
 
@@ -90,7 +107,8 @@ def build_model(hyperparameters: Hyperparameters) -> Any:
     for filters in hyperparameters.filters:
         # BatchNorm supplies the shift, so the convolution needs no bias.
         hidden = layers.Conv2D(filters, hyperparameters.kernel_size, use_bias=False)(hidden)
-        hidden = layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM)(hidden)
+        hidden = layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM,
+                                           synchronized=synchronized_batchnorm)(hidden)
         hidden = layers.ReLU()(hidden)
         hidden = layers.MaxPooling2D()(hidden)
     hidden = layers.Flatten()(hidden)

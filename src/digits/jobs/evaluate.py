@@ -13,8 +13,9 @@ import numpy as np
 from google.protobuf import json_format
 
 from digits.jobs import data, reports
-from digits.jobs.pipeline import ALL_DIGITS, HISTORY_FILENAME, JobError
+from digits.jobs.pipeline import ALL_DIGITS, JobError
 from digits.jobs.scoring import Scores, score
+from digits.jobs.version_contents import HISTORY_FILENAME
 from digits.modelstore.card import InvalidCard, read_card
 from digits.modelstore.saved_model import InvalidModel, LoadedModel, load_version
 

@@ -33,17 +33,30 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
     # TensorFlow loads only now, so bad arguments and data fail within a second.
     import keras
 
-    from digits.jobs import keras_training
+    from digits.jobs import distributed, keras_training
+    from digits.jobs.distributed import Trainable
     from digits.jobs.export import KerasServingModule
 
-    model = build_model(hyperparameters.hidden_units, hyperparameters.dropout_rate)
-    steps = hyperparameters.epochs * -(-len(prepared.train) // hyperparameters.batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(hyperparameters.learning_rate, steps)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history, fit_seconds = keras_training.fit(
-        model, prepared.train, prepared.validation,
-        epochs=hyperparameters.epochs, batch_size=hyperparameters.batch_size)
+    def build() -> tuple[Any, Trainable]:
+        model = build_model(hyperparameters.hidden_units, hyperparameters.dropout_rate)
+        steps = hyperparameters.epochs * -(-len(prepared.train) // hyperparameters.batch_size)
+        schedule = keras.optimizers.schedules.CosineDecay(hyperparameters.learning_rate, steps)
+        return model, Trainable(model, keras.optimizers.Adam(learning_rate=schedule))
+
+    if settings.cluster is None:
+        model, trainable = build()
+        model.compile(optimizer=trainable.optimizer, loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        history, fit_seconds = keras_training.fit(
+            model, prepared.train, prepared.validation,
+            epochs=hyperparameters.epochs, batch_size=hyperparameters.batch_size,
+            run_log=job.log)
+    else:
+        model, history, fit_seconds = distributed.fit_on_workers(
+            job, build,
+            lambda: build_model(hyperparameters.hidden_units, hyperparameters.dropout_rate),
+            prepared.train, prepared.validation,
+            epochs=hyperparameters.epochs, batch_size=hyperparameters.batch_size)
 
     return pipeline.finish(
         job, prepared, KerasServingModule(model, sigmoid_output=False), history, model=model,

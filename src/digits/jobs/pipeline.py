@@ -18,18 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from digits.jobs import data
+from digits.jobs import data, version_contents
+from digits.jobs.cluster import Cluster
 from digits.jobs.scoring import Scores, score
-from digits.modelstore import golden, volume
+from digits.jobs.tracking import TENSORBOARD_DIRNAME, RunLog, run_hyperparameters
+from digits.modelstore import volume
 from digits.modelstore.names import validate_model_name
-from digits.modelstore.report_files import is_report_file, report_path
-from digits.v1.model_card_pb2 import ModelCard
 
 log = logging.getLogger(__name__)
 
-HISTORY_FILENAME = "training_history.json"
-# The card's test_metrics key of each class's accuracy (recall): "class_accuracy/7".
-CLASS_ACCURACY_PREFIX = "class_accuracy/"
 ALL_DIGITS = tuple(range(10))
 # 5,000 of MNIST's 60,000 training images: the customary validation size.
 VALIDATION_FRACTION = 1 / 12
@@ -52,6 +49,8 @@ class JobSettings:
     seed: int = 0
     train_limit: int | None = None  # use only the first N training images
     data_check: str = "canonical"  # see digits.jobs.data
+    cluster: Cluster | None = None  # None: train in this process alone
+    worker_timeout: float = 120.0  # seconds to wait for every worker, at start and per step
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,11 @@ class Run:
     report_dir: Path
     started: float = dataclasses.field(default_factory=time.monotonic)
 
+    @property
+    def log(self) -> RunLog:
+        """The run's TensorBoard logs, in the report directory."""
+        return RunLog(self.report_dir / TENSORBOARD_DIRNAME)
+
 
 @dataclass(frozen=True)
 class JobResult:
@@ -105,9 +109,13 @@ def start(experiment: str, settings: JobSettings, hyperparameters: Any) -> Run:
         validate_model_name(settings.name)
     except ValueError as error:
         raise JobError(str(error)) from error
-    check_writable_models_dir(settings.models, settings.name)
+    chief = settings.cluster is None or settings.cluster.is_chief
+    if chief:
+        check_writable_models_dir(settings.models, settings.name)
     try:
-        report_dir = reports.new_run_directory(settings.reports, experiment)
+        # Only the chief reports; another worker's directory is scratch, removed at its end.
+        report_dir = (reports.new_run_directory(settings.reports, experiment) if chief
+                      else Path(tempfile.mkdtemp(prefix=f"digits-{experiment}-worker-")))
     except OSError as error:
         raise JobError(f"cannot write reports under {settings.reports}: {error.strerror or error}"
                        "; pass --reports naming a writable directory") from error
@@ -206,6 +214,11 @@ def finish(
     title = f"{run.experiment} ({run.settings.name})"
     reports.write_evaluation_plots(run.report_dir, prepared.test.images, test_scores,
                                    prepared.labels, title, history)
+    run.log.finish(run_hyperparameters(run.config),
+                   {"accuracy": test_scores.accuracy, "loss": test_scores.loss},
+                   step=len(history.get("loss", [])),
+                   images={"confusion_matrix": run.report_dir / reports.CONFUSION_FILENAME,
+                           "misclassified": run.report_dir / reports.MISCLASSIFIED_FILENAME})
     metrics: dict[str, Any] = {
         "experiment": run.experiment,
         "test": test_scores.summary(),
@@ -216,18 +229,15 @@ def finish(
     }
     metrics_path = reports.write_json(run.report_dir / reports.METRICS_FILENAME, metrics)
 
-    card = _card(run, prepared, test_scores, description)
-    history_json = json.dumps({key: list(map(float, values))
-                               for key, values in history.items()}, indent=1)
-    # The service's quality gate checks the version against this sample of the very test
-    # set the card's accuracy was measured on.
-    golden_set = golden.encode(*golden.sample(prepared.test.images, prepared.test.labels,
-                                              seed=run.settings.seed))
     try:
-        version_dir = export_model(module, run.settings.models, run.settings.name, card,
-                                   extra_files={HISTORY_FILENAME: history_json.encode(),
-                                                golden.GOLDEN_FILENAME: golden_set,
-                                                **_report_files(run.report_dir)})
+        version_dir = export_model(
+            module, run.settings.models, run.settings.name,
+            version_contents.card(
+                run.experiment, run.config, description, prepared.labels,
+                data.fingerprint(prepared.mnist, len(prepared.train), len(prepared.validation),
+                                 len(prepared.test), prepared.digits), test_scores),
+            extra_files=version_contents.extra_files(history, prepared.test,
+                                                     run.settings.seed, run.report_dir))
     except volume.ModelVolumeError as error:
         raise JobError(str(error)) from error
     metrics["version_dir"] = str(version_dir)
@@ -251,30 +261,6 @@ def existing_valid_version(models: Path, name: str) -> Path | None:
             continue
         return version_dir
     return None
-
-
-def _card(run: Run, prepared: PreparedData, test_scores: Scores,
-          description: str) -> ModelCard:
-    """What the job knows about the model it exports (export fills in the rest)."""
-    card = ModelCard(experiment=run.experiment, description=description,
-                     labels=prepared.labels)
-    card.training_config.update(run.config)
-    card.dataset.CopyFrom(data.fingerprint(prepared.mnist, len(prepared.train),
-                                           len(prepared.validation), len(prepared.test),
-                                           prepared.digits))
-    card.test_metrics.update({"accuracy": test_scores.accuracy, "loss": test_scores.loss,
-                              "examples": float(len(test_scores.labels))})
-    card.test_metrics.update({
-        f"{CLASS_ACCURACY_PREFIX}{label}": accuracy for label, accuracy
-        in zip(prepared.labels, test_scores.per_class_accuracy, strict=True)})
-    return card
-
-
-def _report_files(report_dir: Path) -> dict[str, bytes]:
-    """The run's plots and tables, to travel inside the exported version."""
-    return {report_path(path.name): path.read_bytes()
-            for path in sorted(report_dir.iterdir())
-            if path.is_file() and is_report_file(report_path(path.name))}
 
 
 def _last(values: Sequence[float] | None) -> float | None:

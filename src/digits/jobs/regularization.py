@@ -16,6 +16,7 @@ import numpy as np
 from digits.jobs import pipeline
 from digits.jobs.data import Split
 from digits.jobs.pipeline import JobResult, JobSettings
+from digits.jobs.tracking import RunLog, flat_hyperparameters
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
         subset = _training_subset(prepared.train, hyperparameters.subset_size, seed)
         for variant in VARIANTS:
             log.info("variant %s, seed %d, %d training images", variant, seed, len(subset))
-            runs.append(_train_variant(variant, seed, subset, prepared, hyperparameters))
+            runs.append(_train_variant(variant, seed, subset, prepared, hyperparameters,
+                                       job.log.child(f"{variant}-seed{seed}")))
 
     summary = regularization_report.summarize(runs, VARIANTS)
     best_variant = max(VARIANTS, key=lambda variant: summary[variant]["validation"]["mean"])
@@ -109,7 +111,7 @@ def _training_subset(train: Split, size: int, seed: int) -> Split:
 
 
 def _train_variant(variant: str, seed: int, subset: Split, prepared: pipeline.PreparedData,
-                   hyperparameters: Hyperparameters) -> VariantRun:
+                   hyperparameters: Hyperparameters, run_log: RunLog) -> VariantRun:
     import keras
 
     from digits.jobs import keras_training
@@ -122,14 +124,20 @@ def _train_variant(variant: str, seed: int, subset: Split, prepared: pipeline.Pr
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history, _ = keras_training.fit(model, subset, prepared.validation,
                                     epochs=hyperparameters.epochs,
-                                    batch_size=hyperparameters.batch_size)
-    return VariantRun(
+                                    batch_size=hyperparameters.batch_size, run_log=run_log)
+    result = VariantRun(
         variant=variant, seed=seed, history=history,
         train_accuracy=keras_training.accuracy(model, subset),
         validation_accuracy=keras_training.accuracy(model, prepared.validation),
         test_accuracy=keras_training.accuracy(model, prepared.test),
         model=model,
     )
+    # One HParams session per model of the study, so TensorBoard compares the variants.
+    run_log.finish({"variant": variant, "seed": seed, "training_images": len(subset),
+                    **flat_hyperparameters(dataclasses.asdict(hyperparameters))},
+                   {"accuracy": result.test_accuracy, "train_accuracy": result.train_accuracy,
+                    "gap": result.gap}, step=hyperparameters.epochs)
+    return result
 
 
 def build_model(variant: str, hyperparameters: Hyperparameters) -> Any:

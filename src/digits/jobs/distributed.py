@@ -1,0 +1,244 @@
+"""Training one Keras model on several workers with ``MultiWorkerMirroredStrategy``.
+
+Every worker holds a full copy of the model and takes its share of each global batch;
+after each step the gradients are summed across workers (all-reduce), so the copies stay
+identical. Keras 3's ``model.fit`` fails under this strategy (TensorFlow 2.21), hence
+the short training loop below: one ``strategy.run`` per step, Keras for the model, the
+loss and the optimiser.
+
+A worker that dies or stops answering makes the others fail within the timeout, with a
+message, instead of hanging: TensorFlow's coordination service notices missing
+heartbeats, collective operations carry a timeout, and a watchdog bounds joining.
+"""
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from digits.jobs.cluster import TF_CONFIG, Cluster
+from digits.jobs.data import Split
+from digits.jobs.tracking import RunLog, learning_rate
+
+if TYPE_CHECKING:
+    from digits.jobs.pipeline import Run
+
+log = logging.getLogger(__name__)
+
+_VALIDATION_CHUNK = 1000
+
+
+class WorkerFailed(RuntimeError):
+    """Training stopped because a worker failed; nothing was exported."""
+
+
+class WorkerFinished(Exception):
+    """This worker's part is done; the chief (worker 0) writes the reports and exports."""
+
+
+@dataclass(frozen=True)
+class Trainable:
+    """What the loop trains: the model fed each batch, and the optimiser stepping it."""
+
+    model: Any  # called with training=True on each worker's share of a batch
+    optimizer: Any
+
+
+def strategy(cluster: Cluster, timeout: float) -> Any:
+    """Join the cluster: a ``MultiWorkerMirroredStrategy`` once every worker is there.
+
+    TensorFlow waits for missing workers forever, holding the interpreter (no thread or
+    signal handler runs), so a watchdog process ends this one after ``timeout`` seconds.
+    """
+    import tensorflow as tf
+
+    os.environ[TF_CONFIG] = cluster.tf_config()
+    message = (f"{cluster}: not every worker joined within {timeout:.0f} s; start all "
+               f"{cluster.size} workers ({','.join(cluster.workers)}) with the same "
+               "--workers list, each with its own --worker-index, and check that each "
+               "can reach the others' ports")
+    with subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout),
+                           message], stdin=subprocess.PIPE) as watchdog:
+        try:
+            joined = tf.distribute.MultiWorkerMirroredStrategy(
+                communication_options=tf.distribute.experimental.CommunicationOptions(
+                    timeout_seconds=timeout))
+        finally:
+            assert watchdog.stdin is not None
+            watchdog.stdin.close()  # joined (or failed): the watchdog leaves
+    log.info("%s: all %d workers joined", cluster, cluster.size)
+    return joined
+
+
+# Kills the process that started it unless its stdin closes within the timeout.
+_WATCHDOG = """
+import os, select, signal, sys
+parent, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+if not select.select([sys.stdin], [], [], timeout)[0]:
+    print("Error: " + message, file=sys.stderr, flush=True)
+    os.kill(parent, signal.SIGKILL)
+"""
+
+
+def train(joined: Any, cluster: Cluster, trainable: Trainable, evaluated: Any,
+          train_split: Split, validation: Split, *, epochs: int, global_batch_size: int,
+          seed: int, run_log: RunLog | None) -> tuple[dict[str, list[float]], float]:
+    """Train for ``epochs``; return Keras-style history and seconds (as ``fit`` does).
+
+    ``evaluated`` is the model scored on ``validation`` after each epoch (the classifier
+    without training-only layers). Each worker scores it on its own: the copies agree.
+    """
+    import tensorflow as tf
+
+    if global_batch_size % cluster.size:
+        raise ValueError(f"the batch size {global_batch_size} must divide evenly among "
+                         f"{cluster.size} workers")
+    batches = _distributed_batches(joined, train_split, global_batch_size, seed)
+    steps = len(train_split) // global_batch_size
+    step = _train_step(joined, trainable, global_batch_size)
+    history: dict[str, list[float]] = {}
+    started = time.monotonic()
+    try:
+        for epoch in range(1, epochs + 1):
+            losses, correct = 0.0, 0.0
+            iterator = iter(batches)
+            for _ in range(steps):
+                loss, hits = step(iterator)
+                losses, correct = losses + float(loss), correct + float(hits)
+            figures = {"loss": losses / steps, "accuracy": correct / (steps * global_batch_size),
+                       **_validation_figures(evaluated, validation),
+                       "learning_rate": learning_rate(trainable.optimizer)}
+            for key, value in figures.items():
+                history.setdefault(key, []).append(value)
+            log.info("%s, epoch %d/%d: %s", cluster, epoch, epochs,
+                     ", ".join(f"{key} {value:.4g}" for key, value in figures.items()))
+            if run_log is not None:
+                run_log.epoch(epoch, figures)
+        _barrier(joined)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.AbortedError, tf.errors.CancelledError) as error:
+        first_line = (error.message or str(error)).strip().splitlines()
+        raise WorkerFailed(
+            f"{cluster}: training stopped because another worker failed or stopped "
+            f"answering ({type(error).__name__}: {first_line[-1] if first_line else ''}); "
+            "nothing was exported: restart every worker") from error
+    return history, time.monotonic() - started
+
+
+def _distributed_batches(joined: Any, split: Split, global_batch_size: int, seed: int) -> Any:
+    """Shuffled global batches, each worker receiving its own slice of every batch.
+
+    Every worker shuffles identically (same seed) and keeps its share of each batch, so
+    together they see each image once per epoch; partial batches are dropped so every
+    worker runs the same number of steps.
+    """
+    import tensorflow as tf
+
+    dataset = (tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+               .shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+               .batch(global_batch_size, drop_remainder=True)
+               .map(lambda images, labels: (tf.cast(images, tf.float32) / 255.0, labels))
+               .prefetch(2))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return joined.experimental_distribute_dataset(dataset.with_options(options))
+
+
+def _train_step(joined: Any, trainable: Trainable, global_batch_size: int) -> Callable[..., Any]:
+    """One synchronous step on every worker: (global mean loss, correct predictions)."""
+    import keras
+    import tensorflow as tf
+
+    variables = trainable.model.trainable_variables
+
+    def replica_step(images: Any, labels: Any) -> tuple[Any, Any]:
+        with tf.GradientTape() as tape:
+            probabilities = trainable.model(images, training=True)
+            per_image = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+            # Divided by the global batch: the all-reduced sum is the global mean.
+            loss = tf.nn.compute_average_loss(per_image, global_batch_size=global_batch_size)
+        trainable.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables,
+                                                strict=True))
+        hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probabilities, axis=1),
+                                              tf.cast(labels, tf.int64)), tf.float32))
+        return loss, hits
+
+    @tf.function
+    def step(iterator: Any) -> tuple[Any, Any]:
+        loss, hits = joined.run(replica_step, args=next(iterator))
+        return (joined.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+                joined.reduce(tf.distribute.ReduceOp.SUM, hits, axis=None))
+
+    return step
+
+
+def _validation_figures(model: Any, split: Split) -> dict[str, float]:
+    """Loss and accuracy of ``model`` on ``split`` in inference mode, on this worker."""
+    import keras
+
+    probabilities = np.concatenate([
+        keras.ops.convert_to_numpy(model(split.images[start:start + _VALIDATION_CHUNK]
+                                         .astype(np.float32) / 255.0, training=False))
+        for start in range(0, len(split), _VALIDATION_CHUNK)])
+    picked = probabilities[np.arange(len(split)), split.labels]
+    return {"val_loss": float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0)))),
+            "val_accuracy": float(np.mean(probabilities.argmax(axis=1) == split.labels))}
+
+
+def _barrier(joined: Any) -> None:
+    """Wait until every worker has finished training (one tiny all-reduce), so none
+    leaves while another still needs it."""
+    import tensorflow as tf
+
+    @tf.function
+    def everyone() -> Any:
+        return joined.reduce(tf.distribute.ReduceOp.SUM, joined.run(lambda: tf.constant(1.0)),
+                             axis=None)
+
+    everyone().numpy()
+
+
+def weights_fingerprint(model: Any) -> str:
+    """sha256 over every weight's bytes: equal on two workers only if their copies are."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()
+
+
+def fit_on_workers(job: "Run", build: Callable[[], tuple[Any, Trainable]],
+                   rebuild: Callable[[], Any], train_split: Split, validation: Split, *,
+                   epochs: int, batch_size: int) -> tuple[Any, dict[str, list[float]], float]:
+    """Join the job's cluster, train, and return (model, history, seconds) on the chief.
+
+    ``build`` makes (classifier, what to train) inside the strategy's scope; ``rebuild``
+    makes an empty classifier outside it, which receives the trained weights, so the
+    chief exports an ordinary model. Other workers raise ``WorkerFinished``, leaving
+    nothing behind.
+    """
+    cluster = job.settings.cluster
+    assert cluster is not None, "fit_on_workers needs JobSettings.cluster"
+    joined = strategy(cluster, job.settings.worker_timeout)
+    with joined.scope():
+        model, trainable = build()
+    history, seconds = train(joined, cluster, trainable, model, train_split, validation,
+                             epochs=epochs, global_batch_size=batch_size,
+                             seed=job.settings.seed,
+                             run_log=job.log if cluster.is_chief else None)
+    log.info("%s: weights sha256 %s", cluster, weights_fingerprint(model))
+    if not cluster.is_chief:
+        shutil.rmtree(job.report_dir, ignore_errors=True)
+        raise WorkerFinished(f"{cluster}: trained {epochs} epochs in {seconds:.0f} s; "
+                             f"worker 0 ({cluster.workers[0]}) reports and exports")
+    exported = rebuild()
+    exported.set_weights(model.get_weights())
+    return exported, history, seconds
