@@ -117,6 +117,7 @@ def test_a_killed_worker_makes_the_other_fail_with_a_message(tmp_path: Path,
     assert chief.returncode == 1, output[-3000:]
     assert "training stopped because another worker failed or stopped answering" in output
     assert "nothing was exported" in output
+    assert "task:1" in output  # the message names the worker that failed
     assert waited < 60
     assert not volume.list_versions(tmp_path / "models0", "mnist")
 

@@ -75,7 +75,7 @@ def test_the_base_is_hardened() -> None:
 def check_hardened(documents: list[dict[str, Any]]) -> None:
     """What a test must fail without: probes, security contexts, limits, the drain."""
     workloads = by_kind(documents, "Deployment") + by_kind(documents, "Job")
-    assert len(workloads) == 2
+    assert len(workloads) == 3
     for workload in workloads:
         pod = workload["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
@@ -89,6 +89,7 @@ def check_hardened(documents: list[dict[str, Any]]) -> None:
                 assert set(container["resources"][bound]) >= {"cpu", "memory"}
     check_service_pods(by_kind(documents, "Deployment")[0])
     check_routing(documents)
+    check_training_workers(documents)
 
 
 def check_service_pods(deployment: dict[str, Any]) -> None:
@@ -115,6 +116,8 @@ def check_routing(documents: list[dict[str, Any]]) -> None:
     services = {service["metadata"]["name"]: service for service in by_kind(documents,
                                                                             "Service")}
     assert services["digits-headless"]["spec"]["clusterIP"] == "None"
+    # The training workers' Service names those pods (check_training_workers).
+    services.pop("digits-train-workers")
     for service in services.values():
         assert service["spec"]["selector"].items() <= pod_labels.items()
     budget = by_kind(documents, "PodDisruptionBudget")[0]
@@ -128,3 +131,28 @@ def check_routing(documents: list[dict[str, Any]]) -> None:
                 for volume in workload["spec"]["template"]["spec"]["volumes"]
                 if "persistentVolumeClaim" in volume}
         assert used <= claims
+
+
+def check_training_workers(documents: list[dict[str, Any]]) -> None:
+    """The Indexed Job's pods can name each other: DIGITS_WORKERS lists one address per
+    index, each the pod's DNS name under the headless Service, and each pod reads its
+    own index."""
+    job = next(job for job in by_kind(documents, "Job")
+               if job["spec"].get("completionMode") == "Indexed")
+    spec, pod = job["spec"], job["spec"]["template"]["spec"]
+    assert spec["completions"] == spec["parallelism"] and spec["backoffLimit"] == 0
+    service = next(service for service in by_kind(documents, "Service")
+                   if service["metadata"]["name"] == pod["subdomain"])
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["publishNotReadyAddresses"] is True
+    assert service["spec"]["selector"].items() <= job["spec"]["template"]["metadata"][
+        "labels"].items()
+    container = pod["containers"][0]
+    port = next(port["containerPort"] for port in container["ports"]
+                if port["name"] == service["spec"]["ports"][0]["targetPort"])
+    environment = {entry["name"]: entry for entry in container["env"]}
+    expected = [f"{job['metadata']['name']}-{index}.{pod['subdomain']}:{port}"
+                for index in range(spec["completions"])]
+    assert environment["DIGITS_WORKERS"]["value"].split(",") == expected
+    assert environment["DIGITS_WORKER_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']")

@@ -570,6 +570,38 @@ def _crash_and_recover(stack: Stack, poller: "Poller") -> float:
     return downtime
 
 
+def test_two_training_workers_in_containers_export_a_version_that_is_served(
+        stack: Stack) -> None:
+    """scripts/train-workers: two job containers train one model together; the chief's
+    export lands in the stack's volume and the running service loads it."""
+    model = "mnist-workers"
+    environment = {**stack.environment, "DIGITS_WORKERS_EXPERIMENT": "multiclass",
+                   "DIGITS_WORKERS_MODEL": model, "DIGITS_WORKERS_EPOCHS": "1",
+                   "DIGITS_WORKERS_TRAIN_LIMIT": "5000", "DIGITS_WORKER_TIMEOUT": "60"}
+    with stack.clock.phase("train-workers: two containers, one model"):
+        result = subprocess.run([str(ROOT / "scripts" / "train-workers"), "--project-name",
+                                 stack.project, "--file", str(COMPOSE_FILE)], cwd=ROOT,
+                                env=environment, capture_output=True, text=True, timeout=600,
+                                check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "train-worker-0 exited 0" in result.stdout
+    assert "train-worker-1 exited 0" in result.stdout
+
+    def loaded() -> Any:
+        with ClassifierClient(stack.grpc_target) as client:
+            try:
+                return client.get_model(model)
+            except grpc.RpcError:
+                return None
+
+    wait_until(lambda: loaded() is not None, seconds=READY_SECONDS, period=POLL_SECONDS,
+               what=f"the service to load {model}")
+    card = loaded().versions[0].card
+    assert list(card.training_config["settings"]["cluster"]["workers"]) == [
+        "train-worker-0:2222", "train-worker-1:2222"]
+    assert card.test_metrics["accuracy"] > 0.8
+
+
 def test_the_proxy_configurations_are_valid(stack: Stack, tmp_path: Path) -> None:
     """nginx -t, in the stack's nginx image, on the plain and the TLS configuration."""
     authority = Authority(tmp_path / "issued")

@@ -84,8 +84,8 @@ def _worker_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="This worker's place in --workers [env: DIGITS_WORKER_INDEX]."),
         click.option("--worker-timeout", type=click.FloatRange(min=1), default=120.0,
                      show_default=True, envvar="DIGITS_WORKER_TIMEOUT",
-                     help="Seconds to wait for every worker to join, and for each step's "
-                          "exchange, before failing [env: DIGITS_WORKER_TIMEOUT]."),
+                     help="Seconds to wait for every worker to join, and for each "
+                          "training step, before failing [env: DIGITS_WORKER_TIMEOUT]."),
     ]
     return functools.reduce(lambda f, option: option(f), reversed(options), command)
 

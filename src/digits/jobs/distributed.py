@@ -6,17 +6,16 @@ identical. Keras 3's ``model.fit`` fails under this strategy (TensorFlow 2.21), 
 the short training loop below: one ``strategy.run`` per step, Keras for the model, the
 loss and the optimiser.
 
-A worker that dies or stops answering makes the others fail within the timeout, with a
-message, instead of hanging: TensorFlow's coordination service notices missing
-heartbeats, collective operations carry a timeout, and a watchdog bounds joining.
+A worker that dies makes the others fail within seconds, with a message: TensorFlow's
+coordination service notices its missing heartbeats. A worker that never joins, or
+hangs alive, is caught by a watchdog: no progress within ``--worker-timeout`` ends the
+run with a message instead of a wait without end.
 """
 
 import hashlib
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import numpy as np
 from digits.jobs.cluster import TF_CONFIG, Cluster
 from digits.jobs.data import Split
 from digits.jobs.tracking import RunLog, learning_rate
+from digits.jobs.watchdog import Watchdog
 
 if TYPE_CHECKING:
     from digits.jobs.pipeline import Run
@@ -52,57 +52,37 @@ class Trainable:
     optimizer: Any
 
 
-def strategy(cluster: Cluster, timeout: float) -> Any:
-    """Join the cluster: a ``MultiWorkerMirroredStrategy`` once every worker is there.
-
-    TensorFlow waits for missing workers forever, holding the interpreter (no thread or
-    signal handler runs), so a watchdog process ends this one after ``timeout`` seconds.
-    """
+def strategy(cluster: Cluster) -> Any:
+    """Join the cluster: a ``MultiWorkerMirroredStrategy`` once every worker is there
+    (TensorFlow waits for them without a limit: see ``fit_on_workers``)."""
     import tensorflow as tf
 
     os.environ[TF_CONFIG] = cluster.tf_config()
-    message = (f"{cluster}: not every worker joined within {timeout:.0f} s; start all "
-               f"{cluster.size} workers ({','.join(cluster.workers)}) with the same "
-               "--workers list, each with its own --worker-index, and check that each "
-               "can reach the others' ports")
-    with subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout),
-                           message], stdin=subprocess.PIPE) as watchdog:
-        try:
-            joined = tf.distribute.MultiWorkerMirroredStrategy(
-                communication_options=tf.distribute.experimental.CommunicationOptions(
-                    timeout_seconds=timeout))
-        finally:
-            assert watchdog.stdin is not None
-            watchdog.stdin.close()  # joined (or failed): the watchdog leaves
+    joined = tf.distribute.MultiWorkerMirroredStrategy()
     log.info("%s: all %d workers joined", cluster, cluster.size)
     return joined
 
 
-# Kills the process that started it unless its stdin closes within the timeout.
-_WATCHDOG = """
-import os, select, signal, sys
-parent, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-if not select.select([sys.stdin], [], [], timeout)[0]:
-    print("Error: " + message, file=sys.stderr, flush=True)
-    os.kill(parent, signal.SIGKILL)
-"""
-
-
 def train(joined: Any, cluster: Cluster, trainable: Trainable, evaluated: Any,
           train_split: Split, validation: Split, *, epochs: int, global_batch_size: int,
-          seed: int, run_log: RunLog | None) -> tuple[dict[str, list[float]], float]:
+          seed: int, run_log: RunLog | None,
+          on_step: Callable[[], None]) -> tuple[dict[str, list[float]], float]:
     """Train for ``epochs``; return Keras-style history and seconds (as ``fit`` does).
 
     ``evaluated`` is the model scored on ``validation`` after each epoch (the classifier
     without training-only layers). Each worker scores it on its own: the copies agree.
+    ``on_step`` is called after every step (the watchdog's sign of progress).
     """
     import tensorflow as tf
 
     if global_batch_size % cluster.size:
         raise ValueError(f"the batch size {global_batch_size} must divide evenly among "
                          f"{cluster.size} workers")
-    batches = _distributed_batches(joined, train_split, global_batch_size, seed)
     steps = len(train_split) // global_batch_size
+    if steps == 0:
+        raise ValueError(f"{len(train_split)} training images make no full batch of "
+                         f"{global_batch_size}: train on more images")
+    batches = _distributed_batches(joined, train_split, global_batch_size, seed)
     step = _train_step(joined, trainable, global_batch_size)
     history: dict[str, list[float]] = {}
     started = time.monotonic()
@@ -113,6 +93,7 @@ def train(joined: Any, cluster: Cluster, trainable: Trainable, evaluated: Any,
             for _ in range(steps):
                 loss, hits = step(iterator)
                 losses, correct = losses + float(loss), correct + float(hits)
+                on_step()
             figures = {"loss": losses / steps, "accuracy": correct / (steps * global_batch_size),
                        **_validation_figures(evaluated, validation),
                        "learning_rate": learning_rate(trainable.optimizer)}
@@ -125,11 +106,14 @@ def train(joined: Any, cluster: Cluster, trainable: Trainable, evaluated: Any,
         _barrier(joined)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
             tf.errors.AbortedError, tf.errors.CancelledError) as error:
-        first_line = (error.message or str(error)).strip().splitlines()
+        # TensorFlow's message spans many lines; the one naming a task says which failed.
+        lines = [line.strip() for line in (error.message or str(error)).splitlines()
+                 if line.strip()] or [""]
+        reason = next((line for line in lines if "task" in line), lines[0])
         raise WorkerFailed(
             f"{cluster}: training stopped because another worker failed or stopped "
-            f"answering ({type(error).__name__}: {first_line[-1] if first_line else ''}); "
-            "nothing was exported: restart every worker") from error
+            f"answering ({type(error).__name__}: {reason}); nothing was exported: restart "
+            "every worker") from error
     return history, time.monotonic() - started
 
 
@@ -227,16 +211,28 @@ def fit_on_workers(job: "Run", build: Callable[[], tuple[Any, Trainable]],
     """
     cluster = job.settings.cluster
     assert cluster is not None, "fit_on_workers needs JobSettings.cluster"
-    joined = strategy(cluster, job.settings.worker_timeout)
-    with joined.scope():
-        model, trainable = build()
-    history, seconds = train(joined, cluster, trainable, model, train_split, validation,
-                             epochs=epochs, global_batch_size=batch_size,
-                             seed=job.settings.seed,
-                             run_log=job.log if cluster.is_chief else None)
+    timeout = job.settings.worker_timeout
+    try:
+        with Watchdog(timeout, f"{cluster}: not every worker joined within {timeout:.0f} s; "
+                      f"start all {cluster.size} workers ({','.join(cluster.workers)}) with "
+                      "the same --workers list, each with its own --worker-index, and check "
+                      "that each can reach the others' ports") as watchdog:
+            joined = strategy(cluster)
+            watchdog.alive(f"{cluster}: no training step finished within {timeout:.0f} s "
+                           "(--worker-timeout): a worker hangs or the network between them "
+                           "fails; nothing was exported: restart every worker")
+            with joined.scope():
+                model, trainable = build()
+            history, seconds = train(joined, cluster, trainable, model, train_split,
+                                     validation, epochs=epochs, global_batch_size=batch_size,
+                                     seed=job.settings.seed,
+                                     run_log=job.log if cluster.is_chief else None,
+                                     on_step=watchdog.alive)
+    finally:
+        if not cluster.is_chief:  # its report directory was scratch
+            shutil.rmtree(job.report_dir, ignore_errors=True)
     log.info("%s: weights sha256 %s", cluster, weights_fingerprint(model))
     if not cluster.is_chief:
-        shutil.rmtree(job.report_dir, ignore_errors=True)
         raise WorkerFinished(f"{cluster}: trained {epochs} epochs in {seconds:.0f} s; "
                              f"worker 0 ({cluster.workers[0]}) reports and exports")
     exported = rebuild()
