@@ -56,8 +56,8 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
     from digits.jobs.distributed import Trainable
     from digits.jobs.export import KerasServingModule
 
-    def build(synchronized: bool = False) -> tuple[Any, Trainable]:
-        model = build_model(hyperparameters, synchronized_batchnorm=synchronized)
+    def build() -> tuple[Any, Trainable]:
+        model = build_model(hyperparameters)
         # Shifts belong to training only: the exported model is ``model`` without them.
         training_model = with_random_shifts(model, hyperparameters.shift_fraction,
                                             settings.seed, hyperparameters.damage)
@@ -76,9 +76,8 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
             epochs=hyperparameters.epochs, batch_size=hyperparameters.batch_size,
             run_log=job.log)
     else:
-        # Batch statistics over the global batch, so every worker's copy stays identical.
         model, history, fit_seconds = distributed.fit_on_workers(
-            job, lambda: build(synchronized=True), lambda: build_model(hyperparameters),
+            job, build, lambda: build_model(hyperparameters),
             prepared.train, prepared.validation, epochs=hyperparameters.epochs,
             batch_size=hyperparameters.batch_size)
 
@@ -93,12 +92,8 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
     )
 
 
-def build_model(hyperparameters: Hyperparameters, synchronized_batchnorm: bool = False) -> Any:
-    """The convolutional network: [N, 28, 28] floats in [0, 1] -> [N, 10] probabilities.
-
-    ``synchronized_batchnorm`` computes batch statistics across all workers' shares of a
-    batch (multi-worker training); alone it would only change the arithmetic.
-    """
+def build_model(hyperparameters: Hyperparameters) -> Any:
+    """The convolutional network: [N, 28, 28] floats in [0, 1] -> [N, 10] probabilities."""
     import keras
     from keras import layers
 
@@ -107,8 +102,7 @@ def build_model(hyperparameters: Hyperparameters, synchronized_batchnorm: bool =
     for filters in hyperparameters.filters:
         # BatchNorm supplies the shift, so the convolution needs no bias.
         hidden = layers.Conv2D(filters, hyperparameters.kernel_size, use_bias=False)(hidden)
-        hidden = layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM,
-                                           synchronized=synchronized_batchnorm)(hidden)
+        hidden = layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM)(hidden)
         hidden = layers.ReLU()(hidden)
         hidden = layers.MaxPooling2D()(hidden)
     hidden = layers.Flatten()(hidden)

@@ -84,16 +84,17 @@ def train(joined: Any, cluster: Cluster, trainable: Trainable, evaluated: Any,
                          f"{global_batch_size}: train on more images")
     batches = _distributed_batches(joined, train_split, global_batch_size, seed)
     step = _train_step(joined, trainable, global_batch_size)
+    summed = _sum_across_workers(joined)
     history: dict[str, list[float]] = {}
     started = time.monotonic()
     try:
         for epoch in range(1, epochs + 1):
-            losses, correct = 0.0, 0.0
+            totals = np.zeros(2)
             iterator = iter(batches)
             for _ in range(steps):
-                loss, hits = step(iterator)
-                losses, correct = losses + float(loss), correct + float(hits)
+                totals += step(iterator).numpy()
                 on_step()
+            losses, correct = summed(totals)
             figures = {"loss": losses / steps, "accuracy": correct / (steps * global_batch_size),
                        **_validation_figures(evaluated, validation),
                        "learning_rate": learning_rate(trainable.optimizer)}
@@ -103,7 +104,7 @@ def train(joined: Any, cluster: Cluster, trainable: Trainable, evaluated: Any,
                      ", ".join(f"{key} {value:.4g}" for key, value in figures.items()))
             if run_log is not None:
                 run_log.epoch(epoch, figures)
-        _barrier(joined)
+        _average_across_workers(joined, evaluated.non_trainable_variables)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
             tf.errors.AbortedError, tf.errors.CancelledError) as error:
         # TensorFlow's message spans many lines; the one naming a task says which failed.
@@ -138,7 +139,8 @@ def _distributed_batches(joined: Any, split: Split, global_batch_size: int, seed
 
 
 def _train_step(joined: Any, trainable: Trainable, global_batch_size: int) -> Callable[..., Any]:
-    """One synchronous step on every worker: (global mean loss, correct predictions)."""
+    """One synchronous step on every worker: [this worker's share of the global mean loss,
+    its correct predictions]."""
     import keras
     import tensorflow as tf
 
@@ -157,10 +159,12 @@ def _train_step(joined: Any, trainable: Trainable, global_batch_size: int) -> Ca
         return loss, hits
 
     @tf.function
-    def step(iterator: Any) -> tuple[Any, Any]:
+    def step(iterator: Any) -> Any:
+        # This worker's own share: the figures are summed across workers once an epoch,
+        # not every step (each exchange costs a round trip).
         loss, hits = joined.run(replica_step, args=next(iterator))
-        return (joined.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
-                joined.reduce(tf.distribute.ReduceOp.SUM, hits, axis=None))
+        return tf.stack([joined.experimental_local_results(loss)[0],
+                         joined.experimental_local_results(hits)[0]])
 
     return step
 
@@ -178,17 +182,37 @@ def _validation_figures(model: Any, split: Split) -> dict[str, float]:
             "val_accuracy": float(np.mean(probabilities.argmax(axis=1) == split.labels))}
 
 
-def _barrier(joined: Any) -> None:
-    """Wait until every worker has finished training (one tiny all-reduce), so none
-    leaves while another still needs it."""
+def _sum_across_workers(joined: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """A function summing a small float vector over all workers (one all-reduce)."""
     import tensorflow as tf
 
     @tf.function
-    def everyone() -> Any:
-        return joined.reduce(tf.distribute.ReduceOp.SUM, joined.run(lambda: tf.constant(1.0)),
-                             axis=None)
+    def all_reduce(values: Any) -> Any:
+        return joined.reduce(tf.distribute.ReduceOp.SUM,
+                             joined.run(lambda: tf.identity(values)), axis=None)
 
-    everyone().numpy()
+    return lambda values: all_reduce(tf.constant(values, tf.float64)).numpy()
+
+
+def _average_across_workers(joined: Any, variables: list[Any]) -> None:
+    """Give every worker the mean of ``variables`` over all workers.
+
+    BatchNorm's moving statistics are updated by each worker from its own share of the
+    batch (synchronising the batch statistics every step would cost a dozen round trips a
+    step); averaging them once at the end leaves every worker's copy identical. It also
+    makes every worker wait until all have finished training.
+    """
+    import tensorflow as tf
+
+    @tf.function
+    def mean_of_all() -> Any:
+        own = joined.run(lambda: [tf.identity(variable) for variable in variables]
+                         or [tf.zeros(())])
+        return [joined.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+                for value in own]
+
+    for variable, value in zip(variables, mean_of_all(), strict=False):
+        variable.assign(value)
 
 
 def weights_fingerprint(model: Any) -> str:
