@@ -44,7 +44,7 @@ def test_standins_carry_the_tags_the_dockerfile_and_compose_use() -> None:
 
 def test_every_image_tag_is_pinned() -> None:
     images = re.findall(r"^\s+image: (\S+)$", COMPOSE, re.MULTILINE)
-    assert len(images) == 4
+    assert len(images) == 6  # train, service, proxy, prometheus, tensorboard, the workers
     for image in images:
         tag = image.rsplit(":", 1)[-1]
         assert ":" in image and tag not in ("latest", ""), f"{image} has no pinned tag"
@@ -68,7 +68,7 @@ def test_service_image_checks_grpc_health() -> None:
 
 def test_published_ports_bind_to_loopback_by_default() -> None:
     ports = re.findall(r"^\s+- (\S+:\d+)$", COMPOSE, re.MULTILINE)
-    assert len(ports) == 3  # the proxy's gRPC and HTTP, Prometheus
+    assert len(ports) == 4  # the proxy's gRPC and HTTP, Prometheus, TensorBoard
     assert all(port.startswith("${DIGITS_BIND_ADDRESS:-127.0.0.1}:") for port in ports), ports
 
 

@@ -10,6 +10,7 @@ each run because the two workers share this machine's cores.
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -22,6 +23,10 @@ import click
 from digits.jobs import reports
 
 _ALLREDUCE_STEPS = 100
+# The chief's log lines: when all workers joined, and each epoch's validation accuracy.
+_STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) "
+_JOINED = re.compile(_STAMP + r".*all \d+ workers joined", re.MULTILINE)
+_EPOCH = re.compile(_STAMP + r".*epoch (\d+)/\d+: .*val_accuracy ([0-9.]+)", re.MULTILINE)
 
 
 def _ports(count: int) -> list[int]:
@@ -41,8 +46,27 @@ def _workers(count: int) -> str:
     return ",".join(f"127.0.0.1:{port}" for port in _ports(count))
 
 
-def run_training(workers: int, arguments: list[str], scratch: Path) -> dict[str, float]:
-    """One training run on ``workers`` processes: wall and fit seconds, test accuracy."""
+def seconds_to_accuracy(chief_log: str, target: float) -> float | None:
+    """Seconds from joining to the end of the first epoch at ``target`` validation
+    accuracy, from the chief's log; None if no epoch reached it."""
+    from datetime import datetime
+
+    def stamp(text: str) -> datetime:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f")
+
+    joined = _JOINED.search(chief_log)
+    if joined is None:
+        return None
+    for epoch in _EPOCH.finditer(chief_log):
+        if float(epoch.group(3)) >= target:
+            return (stamp(epoch.group(1)) - stamp(joined.group(1))).total_seconds()
+    return None
+
+
+def run_training(workers: int, arguments: list[str], scratch: Path,
+                 target: float) -> dict[str, float | None]:
+    """One training run on ``workers`` processes: wall and fit seconds, seconds to the
+    target validation accuracy, test accuracy."""
     addresses = _workers(workers)
     load_before = os.getloadavg()[0]
     started = time.monotonic()
@@ -58,6 +82,7 @@ def run_training(workers: int, arguments: list[str], scratch: Path) -> dict[str,
     report_dir = Path(outputs[0].split("reports in ")[-1].split()[0])
     metrics = json.loads((report_dir / reports.METRICS_FILENAME).read_text())
     return {"workers": workers, "wall_seconds": seconds, "fit_seconds": metrics["fit_seconds"],
+            "seconds_to_target": seconds_to_accuracy(outputs[0], target),
             "test_accuracy": metrics["test"]["accuracy"], "load_before": load_before,
             "load_after": os.getloadavg()[0]}
 
@@ -113,9 +138,11 @@ def measure_allreduce() -> dict[str, float]:
 @click.option("--epochs", type=int, default=12, show_default=True)
 @click.option("--train-limit", type=int, default=None)
 @click.option("--rounds", type=int, default=1, show_default=True)
+@click.option("--target", type=float, default=0.99, show_default=True,
+              help="Validation accuracy whose time to reach is compared.")
 @click.option("--allreduce-worker", type=int, default=None, hidden=True)
 @click.option("--addresses", default="", hidden=True)
-def main(experiment: str, epochs: int, train_limit: int | None, rounds: int,
+def main(experiment: str, epochs: int, train_limit: int | None, rounds: int, target: float,
          allreduce_worker: int | None, addresses: str) -> None:
     """Time one recipe on 1 and 2 workers (alternating), then one step's all-reduce."""
     if allreduce_worker is not None:
@@ -129,16 +156,19 @@ def main(experiment: str, epochs: int, train_limit: int | None, rounds: int,
         for round_number in range(rounds):
             for workers in (1, 2):
                 runs.append(run_training(workers, arguments,
-                                         Path(scratch) / f"{round_number}-{workers}"))
+                                         Path(scratch) / f"{round_number}-{workers}", target))
                 click.echo(json.dumps(runs[-1]))
     click.echo(f"\n{experiment}, {epochs} epochs{f', {train_limit} images' if train_limit else ''}"
                f", {os.cpu_count()} CPUs")
-    click.echo("| workers | wall s | fit s | test accuracy | load before/after |")
-    click.echo("| --- | --- | --- | --- | --- |")
+    click.echo(f"| workers | wall s | fit s | s to {target:.1%} validation | test accuracy "
+               "| load before/after |")
+    click.echo("| --- | --- | --- | --- | --- | --- |")
     for run in runs:
-        click.echo(f"| {run['workers']:.0f} | {run['wall_seconds']:.0f} | "
-                   f"{run['fit_seconds']:.0f} | {run['test_accuracy']:.4f} | "
-                   f"{run['load_before']:.2f} / {run['load_after']:.2f} |")
+        reached = run["seconds_to_target"]
+        click.echo(f"| {run['workers']} | {run['wall_seconds']:.0f} | {run['fit_seconds']:.0f} | "
+                   f"{'not reached' if reached is None else f'{reached:.0f}'} | "
+                   f"{run['test_accuracy']:.4f} | {run['load_before']:.2f} / "
+                   f"{run['load_after']:.2f} |")
     exchange = measure_allreduce()
     click.echo(f"\nall-reduce of the CNN's gradients ({exchange['gradient_megabytes']:.2f} MB) "
                f"between 2 workers on loopback: median {exchange['allreduce_ms_median']:.1f} "
