@@ -82,7 +82,9 @@ def train(joined: Any, cluster: Cluster, trainable: Trainable, evaluated: Any,
     if steps == 0:
         raise ValueError(f"{len(train_split)} training images make no full batch of "
                          f"{global_batch_size}: train on more images")
-    batches = _distributed_batches(joined, train_split, global_batch_size, seed)
+    # One iterator for the whole run: a new one per epoch would retrace the step
+    # function every epoch (seconds each, and memory that is never given back).
+    iterator = iter(_distributed_batches(joined, train_split, global_batch_size, seed))
     step = _train_step(joined, trainable, global_batch_size)
     summed = _sum_across_workers(joined)
     history: dict[str, list[float]] = {}
@@ -90,7 +92,6 @@ def train(joined: Any, cluster: Cluster, trainable: Trainable, evaluated: Any,
     try:
         for epoch in range(1, epochs + 1):
             totals = np.zeros(2)
-            iterator = iter(batches)
             for _ in range(steps):
                 totals += step(iterator).numpy()
                 on_step()
@@ -119,7 +120,8 @@ def train(joined: Any, cluster: Cluster, trainable: Trainable, evaluated: Any,
 
 
 def _distributed_batches(joined: Any, split: Split, global_batch_size: int, seed: int) -> Any:
-    """Shuffled global batches, each worker receiving its own slice of every batch.
+    """Shuffled global batches without end, each worker receiving its own slice of every
+    batch.
 
     Every worker shuffles identically (same seed) and keeps its share of each batch, so
     together they see each image once per epoch; partial batches are dropped so every
@@ -130,6 +132,7 @@ def _distributed_batches(joined: Any, split: Split, global_batch_size: int, seed
     dataset = (tf.data.Dataset.from_tensor_slices((split.images, split.labels))
                .shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
                .batch(global_batch_size, drop_remainder=True)
+               .repeat()  # reshuffled on each pass: one pass is one epoch
                .map(lambda images, labels: (tf.cast(images, tf.float32) / 255.0, labels))
                .prefetch(2))
     options = tf.data.Options()
