@@ -587,16 +587,19 @@ def test_two_training_workers_in_containers_export_a_version_that_is_served(
     assert "train-worker-0 exited 0" in result.stdout
     assert "train-worker-1 exited 0" in result.stdout
 
-    def loaded() -> Any:
+    def available() -> Any:
+        """The new model's version 1 once it serves (it is LOADING, then gated, first)."""
         with ClassifierClient(stack.grpc_target) as client:
             try:
-                return client.get_model(model)
+                versions = client.get_model(model).versions
             except grpc.RpcError:
                 return None
+        return next((version for version in versions if version.version == 1 and
+                     version.state == classifier_pb2.ModelVersionStatus.AVAILABLE), None)
 
-    wait_until(lambda: loaded() is not None, seconds=READY_SECONDS, period=POLL_SECONDS,
-               what=f"the service to load {model}")
-    card = loaded().versions[0].card
+    wait_until(lambda: available() is not None, seconds=READY_SECONDS, period=POLL_SECONDS,
+               what=f"the service to serve {model}")
+    card = available().card
     assert list(card.training_config["settings"]["cluster"]["workers"]) == [
         "train-worker-0:2222", "train-worker-1:2222"]
     assert card.test_metrics["accuracy"] > 0.8
