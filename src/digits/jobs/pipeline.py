@@ -6,6 +6,7 @@ then ``finish`` (test evaluation through the exported graph, reports, export).
 """
 
 import dataclasses
+import functools
 import json
 import logging
 import sys
@@ -79,9 +80,10 @@ class Run:
     report_dir: Path
     started: float = dataclasses.field(default_factory=time.monotonic)
 
-    @property
+    @functools.cached_property
     def log(self) -> RunLog:
-        """The run's TensorBoard logs, in the report directory."""
+        """The run's TensorBoard logs, in the report directory: one set of writers for the
+        whole run, closed by ``finish``."""
         return RunLog(self.report_dir / TENSORBOARD_DIRNAME)
 
 

@@ -102,11 +102,13 @@ def allreduce_cost(index: int, addresses: str) -> None:
               for variable in cnn.build_model(cnn.Hyperparameters()).trainable_variables]
     gradients = [tf.ones(shape) for shape in shapes]
 
+    def all_reduce() -> object:
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
+                                                              gradients)
+
     @tf.function
     def exchange() -> object:
-        context = lambda: tf.distribute.get_replica_context().all_reduce(  # noqa: E731
-            tf.distribute.ReduceOp.SUM, gradients)
-        return joined.run(context)
+        return joined.run(all_reduce)
 
     for _ in range(5):  # warm-up: tracing and the first connections
         exchange()
