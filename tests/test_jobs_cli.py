@@ -8,8 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from digits.cli import main
+from digits.jobs import cnn
 from digits.jobs.cli import train_group
 from digits.jobs.export import DenseStackServingModule, export_model
+from digits.jobs.pipeline import JobError, JobSettings
 from digits.modelstore import volume
 from digits.v1.model_card_pb2 import ModelCard
 
@@ -128,3 +130,29 @@ def test_skip_if_exists_does_not_need_the_data(tmp_path: Path) -> None:
                                        "--models", str(tmp_path / "models"),
                                        "--skip-if-exists"])
     assert result.exit_code == 0 and "skipping training" in result.output
+
+
+@pytest.mark.parametrize(("arguments", "epochs", "robust"), [
+    ([], cnn.Hyperparameters.epochs, False),
+    (["--recipe", "robust"], cnn.RECIPES["robust"].epochs, True),
+    (["--recipe", "robust", "--epochs", "3"], 3, True),
+    (["--epochs", "3"], 3, False),
+])
+def test_a_cnn_recipe_brings_its_epochs_unless_given(
+        arguments: list[str], epochs: int, robust: bool, places: list[str],
+        mnist_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    chosen: list[cnn.Hyperparameters] = []
+
+    def record(settings: JobSettings, hyperparameters: cnn.Hyperparameters) -> None:
+        # Only which settings reach the job is checked here; the recipes train in
+        # test_augmentation and test_jobs_e2e.
+        chosen.append(hyperparameters)
+        raise JobError("recorded")
+
+    monkeypatch.setattr(cnn, "run", record)
+    result = CliRunner().invoke(main, ["train", "cnn", *arguments, "--data",
+                                       str(mnist_path), *places])
+    assert "recorded" in result.output
+    assert chosen[0].epochs == epochs
+    assert (chosen[0].damage == cnn.ROBUST) is robust
+    assert cnn.RECIPES["robust"].epochs > cnn.Hyperparameters.epochs

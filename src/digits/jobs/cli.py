@@ -4,6 +4,7 @@ The experiment modules load TensorFlow only when a job runs, so ``--help`` and a
 errors answer at once.
 """
 
+import dataclasses
 import functools
 import logging
 import signal
@@ -172,12 +173,15 @@ def train_multiclass(**options: Any) -> None:
 @_worker_options
 @click.option("--recipe", type=click.Choice(["default", "robust"]), default="default",
               show_default=True,
-              help="robust: also rotations, blur, noise and coarse scans in training "
+              help="robust: also rotations, blur, noise and coarse scans in training, "
+                   f"{cnn.RECIPES['robust'].epochs} epochs unless --epochs is given "
                    "(docs/training.md#robustness).")
 def train_cnn(recipe: str, **options: Any) -> None:
     """All ten digits: small convolutional network with BatchNorm and random shifts."""
-    hyperparameters = cnn.Hyperparameters(
-        epochs=options["epochs"], damage=cnn.ROBUST if recipe == "robust" else cnn.Damage())
+    hyperparameters = cnn.RECIPES[recipe]
+    source = click.get_current_context().get_parameter_source("epochs")
+    if source is not click.core.ParameterSource.DEFAULT:
+        hyperparameters = dataclasses.replace(hyperparameters, epochs=options["epochs"])
     _run_job(options, lambda settings: cnn.run(settings, hyperparameters))
 
 

@@ -6,12 +6,17 @@ are the regularisation that carries it past 99.4%; they wrap the model only for 
 so the exported graph holds the classifier alone.
 """
 
+import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from digits.jobs import pipeline
 from digits.jobs.augmentation import Damage
+from digits.jobs.data import Split
 from digits.jobs.pipeline import JobResult, JobSettings
+
+log = logging.getLogger(__name__)
 
 EXPERIMENT = "cnn"
 DEFAULT_NAME = "mnist"
@@ -42,12 +47,16 @@ class Hyperparameters:
 # Chosen from the robustness report: what the preprocessing cannot undo.
 ROBUST = Damage(rotation_degrees=30.0, blur_share=0.25, noise_share=0.25, noise_stddev=0.2,
                 coarse_share=0.25)
+# ``digits train cnn --recipe NAME`` (docs/training.md says how each was chosen).
+RECIPES = {"default": Hyperparameters(),
+           "robust": Hyperparameters(epochs=20, damage=ROBUST)}
 
 
 def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
     """Train the CNN on all digits, evaluate it, export it."""
     job = pipeline.start(EXPERIMENT, settings, hyperparameters)
     prepared = pipeline.prepare_data(settings)
+    train = _with_served_damage(prepared.train, hyperparameters.damage, settings.seed)
     pipeline.seed_everything(settings.seed)
     # TensorFlow loads only now, so bad arguments and data fail within a second.
     import keras
@@ -61,7 +70,7 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
         # Shifts belong to training only: the exported model is ``model`` without them.
         training_model = with_random_shifts(model, hyperparameters.shift_fraction,
                                             settings.seed, hyperparameters.damage)
-        steps = hyperparameters.epochs * -(-len(prepared.train) // hyperparameters.batch_size)
+        steps = hyperparameters.epochs * -(-len(train) // hyperparameters.batch_size)
         # Decays to 1% of the initial step size: the last epochs fine-tune.
         schedule = keras.optimizers.schedules.CosineDecay(hyperparameters.learning_rate,
                                                           steps, alpha=0.01)
@@ -72,13 +81,13 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
         trainable.model.compile(optimizer=trainable.optimizer,
                                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         history, fit_seconds = keras_training.fit(
-            trainable.model, prepared.train, prepared.validation,
+            trainable.model, train, prepared.validation,
             epochs=hyperparameters.epochs, batch_size=hyperparameters.batch_size,
             run_log=job.log)
     else:
         model, history, fit_seconds = distributed.fit_on_workers(
             job, build, lambda: build_model(hyperparameters),
-            prepared.train, prepared.validation, epochs=hyperparameters.epochs,
+            train, prepared.validation, epochs=hyperparameters.epochs,
             batch_size=hyperparameters.batch_size)
 
     return pipeline.finish(
@@ -90,6 +99,20 @@ def run(settings: JobSettings, hyperparameters: Hyperparameters) -> JobResult:
                      "Adam, cosine schedule"),
         extra_metrics={"fit_seconds": round(fit_seconds, 1)},
     )
+
+
+def _with_served_damage(train: Split, damage: Damage, seed: int) -> Split:
+    """``train`` and, when the recipe asks, damaged copies of some of its digits as the
+    service would preprocess them."""
+    if not damage.served_share:
+        return train
+    from digits.jobs.served_damage import damaged_copies
+
+    started = time.monotonic()
+    copies = damaged_copies(train, damage.served_share, damage.served_kinds, seed)
+    log.info("added %d damaged, preprocessed copies of training digits in %.1f s",
+             len(copies), time.monotonic() - started)
+    return train.plus(copies)
 
 
 def build_model(hyperparameters: Hyperparameters) -> Any:

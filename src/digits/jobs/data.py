@@ -62,6 +62,11 @@ class Split:
         """The examples at ``indices``, in that order."""
         return Split(self.images[indices], self.labels[indices])
 
+    def plus(self, other: "Split") -> "Split":
+        """These examples followed by ``other``'s."""
+        return Split(np.concatenate([self.images, other.images]),
+                     np.concatenate([self.labels, other.labels]))
+
 
 @dataclass(frozen=True)
 class Mnist:
