@@ -154,5 +154,6 @@ def test_a_cnn_recipe_brings_its_epochs_unless_given(
                                        str(mnist_path), *places])
     assert "recorded" in result.output
     assert chosen[0].epochs == epochs
+    assert (chosen[0].served_damage == cnn.ROBUST_SERVED) is robust
     assert (chosen[0].damage == cnn.ROBUST) is robust
     assert cnn.RECIPES["robust"].epochs > cnn.Hyperparameters.epochs

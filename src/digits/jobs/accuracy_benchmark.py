@@ -98,10 +98,10 @@ def _digits(arguments: list[str], log_path: Path) -> Path | None:
     return Path(report_lines[-1].removeprefix("reports in "))
 
 
-def _lowest_corruption(workdir: Path, log_path: Path, name: str) -> tuple[str, float] | None:
-    """Score the newest version of ``name`` on corrupted digits: its weakest row."""
-    versions = sorted((workdir / "models" / name).iterdir(), key=lambda path: int(path.name))
-    report_dir = _digits(["evaluate", str(versions[-1]), "--robustness",
+def _lowest_corruption(version_dir: str, workdir: Path,
+                       log_path: Path) -> tuple[str, float] | None:
+    """Score an exported version on corrupted digits: its weakest row."""
+    report_dir = _digits(["evaluate", version_dir, "--robustness",
                           "--reports", str(workdir / "reports")], log_path)
     if report_dir is None:
         return None
@@ -132,8 +132,7 @@ def run_benchmark(benchmark: Benchmark, workdir: Path) -> Outcome:
         detail += f"; fit {metrics['fit_seconds'] / 60:.1f} min"
     lowest = None
     if benchmark.robustness_target is not None:
-        name = benchmark.arguments[benchmark.arguments.index("--name") + 1]
-        lowest = _lowest_corruption(workdir, log_path, name)
+        lowest = _lowest_corruption(metrics["version_dir"], workdir, log_path)
         detail += (f"; robustness failed, see {log_path}" if lowest is None else
                    f"; lowest corruption {lowest[0]} {lowest[1]:.2%}")
     return Outcome(benchmark, float(metrics["test"]["accuracy"]), seconds, load_before,

@@ -18,14 +18,9 @@ class Damage:
     noise_share: float = 0.0  # share of images with Gaussian noise over everything
     noise_stddev: float = 0.0  # its largest standard deviation (0..1 scale)
     coarse_share: float = 0.0  # share of images scanned at 8-14 px and scaled back up
-    # Share of the training digits added once more, damaged by one of ``served_kinds``
-    # and sent through the service's preprocessing (``served_damage``).
-    served_share: float = 0.0
-    served_kinds: tuple[str, ...] = ()
 
     @property
     def any(self) -> bool:
-        """Whether the damage layer has anything to do (``served_*`` happen before it)."""
         return bool(self.rotation_degrees or self.blur_share or self.noise_share
                     or self.coarse_share)
 

@@ -11,6 +11,7 @@ report's, and only training digits are used, never test digits.
 """
 
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -50,6 +51,21 @@ DAMAGES: dict[str, Damaging] = {"noise": _noise, "coarse_scan": _coarse_scan, "b
                               "rotation": _rotation}
 
 
+@dataclass(frozen=True)
+class ServedDamage:
+    """For each kind of damage, the share of the training digits that get one more copy
+    damaged that way (so 0.2 adds a fifth of the training set)."""
+
+    noise: float = 0.0
+    coarse_scan: float = 0.0
+    blur: float = 0.0
+    rotation: float = 0.0
+
+    @property
+    def any(self) -> bool:
+        return any(asdict(self).values())
+
+
 def served(image: Image.Image) -> np.ndarray | None:
     """What the service makes of ``image`` sent as a PNG file (lossless, so the same
     pixels): uint8 [28, 28], or None when it would refuse it as blank."""
@@ -57,18 +73,19 @@ def served(image: Image.Image) -> np.ndarray | None:
     return None if ink is None else mnist_form.to_mnist_form(ink)
 
 
-def damaged_copies(train: Split, share: float, kinds: tuple[str, ...], seed: int) -> Split:
-    """About ``share`` of ``train``'s digits, each damaged by one of ``kinds`` (drawn at
-    random) and preprocessed as the service would. Deterministic for a seed; a copy the
+def damaged_copies(train: Split, shares: ServedDamage, seed: int) -> Split:
+    """For each kind of damage, its share of ``train``'s digits (drawn at random) damaged
+    that way and preprocessed as the service would. Deterministic for a seed; a copy the
     service would refuse as blank is left out."""
-    rng = np.random.default_rng([seed, 0x5E7D])
-    chosen = rng.choice(len(train), size=round(share * len(train)), replace=False)
     images, labels = [], []
-    for index in np.sort(chosen):
-        damage = DAMAGES[kinds[int(rng.integers(len(kinds)))]]
-        made = served(damage(Image.fromarray(train.images[index]), rng))
-        if made is not None:
-            images.append(made)
-            labels.append(train.labels[index])
+    for position, (kind, share) in enumerate(asdict(shares).items()):
+        # Each kind draws from its own stream: changing one share leaves the others' copies.
+        rng = np.random.default_rng([seed, position])
+        chosen = rng.choice(len(train), size=round(share * len(train)), replace=False)
+        for index in np.sort(chosen):
+            made = served(DAMAGES[kind](Image.fromarray(train.images[index]), rng))
+            if made is not None:
+                images.append(made)
+                labels.append(train.labels[index])
     return Split(np.asarray(images, np.uint8).reshape(-1, 28, 28),
                  np.asarray(labels, train.labels.dtype))
