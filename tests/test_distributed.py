@@ -31,13 +31,15 @@ FINGERPRINT = re.compile(r"weights sha256 ([0-9a-f]{64})")
 
 
 def _start(tmp_path: Path, mnist_path: Path, index: int, workers: str, *extra: str,
-           experiment: str = "multiclass") -> subprocess.Popen[str]:
+           experiment: str = "multiclass", tmpdir: Path | None = None
+           ) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "digits", "train", experiment, "--data", str(mnist_path),
                "--models", str(tmp_path / f"models{index}"),
                "--reports", str(tmp_path / f"reports{index}"), "--workers", workers,
                "--worker-index", str(index), *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                            text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+                                            **({"TMPDIR": str(tmpdir)} if tmpdir else {})})
 
 
 def _workers(count: int) -> str:
@@ -122,12 +124,19 @@ def test_a_killed_worker_makes_the_other_fail_with_a_message(tmp_path: Path,
     assert not volume.list_versions(tmp_path / "models0", "mnist")
 
 
-def test_a_worker_whose_peer_never_comes_gives_up_with_a_message(tmp_path: Path,
-                                                                 mnist_path: Path) -> None:
+@pytest.mark.parametrize("index", [0, 1])
+def test_a_worker_whose_peer_never_comes_gives_up_with_a_message(
+        tmp_path: Path, mnist_path: Path, index: int) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     started = time.monotonic()
-    alone = _start(tmp_path, mnist_path, 0, _workers(2), *TRAINING, "--worker-timeout", "5")
+    alone = _start(tmp_path, mnist_path, index, _workers(2), *TRAINING, "--worker-timeout",
+                   "5", tmpdir=scratch)
     output = alone.communicate(timeout=120)[0]
     # Its watchdog ends it: TensorFlow's wait holds the interpreter, so nothing else can.
     assert alone.returncode == -signal.SIGKILL, output[-3000:]
     assert "not every worker joined within 5 s" in output
     assert time.monotonic() - started < 60
+    # Nothing is left behind: no export, and a non-chief's scratch reports are removed.
+    assert not list(tmp_path.glob(f"models{index}/**/saved_model.pb"))
+    assert not list(scratch.glob("digits-*"))

@@ -243,7 +243,8 @@ def fit_on_workers(job: "Run", build: Callable[[], tuple[Any, Trainable]],
         with Watchdog(timeout, f"{cluster}: not every worker joined within {timeout:.0f} s; "
                       f"start all {cluster.size} workers ({','.join(cluster.workers)}) with "
                       "the same --workers list, each with its own --worker-index, and check "
-                      "that each can reach the others' ports") as watchdog:
+                      "that each can reach the others' ports",
+                      leftover=None if cluster.is_chief else job.report_dir) as watchdog:
             joined = strategy(cluster)
             watchdog.alive(f"{cluster}: no training step finished within {timeout:.0f} s "
                            "(--worker-timeout): a worker hangs or the network between them "

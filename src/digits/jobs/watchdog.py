@@ -11,17 +11,20 @@ creation fails; it is not used.)
 import os
 import subprocess
 import sys
+from pathlib import Path
 from types import TracebackType
 
 # Reads lines from stdin; each resets the clock, and a non-empty one is the message to
 # print if the next deadline passes. End of input (closed, or the parent died) ends it.
 _PROGRAM = """
-import os, select, signal, sys
-parent, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+import os, select, shutil, signal, sys
+parent, timeout, message, leftover = int(sys.argv[1]), float(sys.argv[2]), *sys.argv[3:]
 while True:
     if not select.select([sys.stdin], [], [], timeout)[0]:
         print("Error: " + message, file=sys.stderr, flush=True)
         os.kill(parent, signal.SIGKILL)
+        if leftover:
+            shutil.rmtree(leftover, ignore_errors=True)
         break
     line = sys.stdin.readline()
     if not line:
@@ -32,11 +35,13 @@ while True:
 
 class Watchdog:
     """Kills this process with SIGKILL, after printing ``message``, unless ``alive`` is
-    called at least every ``timeout`` seconds; ``close`` stops it."""
+    called at least every ``timeout`` seconds; ``close`` stops it. ``leftover``, a
+    directory the killed process would have removed on its way out, is removed then."""
 
-    def __init__(self, timeout: float, message: str) -> None:
+    def __init__(self, timeout: float, message: str, leftover: Path | None = None) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-c", _PROGRAM, str(os.getpid()), str(timeout), message],
+            [sys.executable, "-c", _PROGRAM, str(os.getpid()), str(timeout), message,
+             str(leftover or "")],
             stdin=subprocess.PIPE, text=True)
 
     def alive(self, next_message: str = "") -> None:
