@@ -45,7 +45,6 @@ from support.figures import to_terminal
 from support.network import free_ports
 from support.polling import wait_until
 
-
 PHASES_REPORT = ROOT / "reports" / "stack-phases.json"
 MODEL = "mnist"
 NGINX_IMAGE = "nginx:1.22.1"
