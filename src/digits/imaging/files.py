@@ -55,8 +55,7 @@ def grayscale(data: bytes, check_size: Callable[[int, int], None] | None = None
 
 def model_input(data: bytes) -> np.ndarray | None:
     """The MNIST-form uint8 [28, 28] digit of an image file, or None when it is blank."""
-    ink = mnist_form.ink_of(grayscale(data)[0])
-    return None if ink is None else mnist_form.to_mnist_form(ink)
+    return mnist_form.digit_of(grayscale(data)[0])
 
 
 def _orientation(image: Image.Image) -> int:

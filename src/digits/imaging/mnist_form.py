@@ -33,6 +33,13 @@ def ink_of(grayscale: np.ndarray) -> np.ndarray | None:
     return ink * (255.0 / peak)
 
 
+def digit_of(grayscale: np.ndarray) -> np.ndarray | None:
+    """Float grayscale of any polarity and size -> MNIST-form uint8 [28, 28], or None
+    when it is blank: the whole conversion, after decoding."""
+    ink = ink_of(grayscale)
+    return None if ink is None else to_mnist_form(ink)
+
+
 def to_mnist_form(ink: np.ndarray) -> np.ndarray:
     """White-on-black float ink (0..255, any size) -> MNIST-form uint8 [28, 28].
 

@@ -69,8 +69,7 @@ class ServedDamage:
 def served(image: Image.Image) -> np.ndarray | None:
     """What the service makes of ``image`` sent as a PNG file (lossless, so the same
     pixels): uint8 [28, 28], or None when it would refuse it as blank."""
-    ink = mnist_form.ink_of(np.asarray(image, dtype=np.float32))
-    return None if ink is None else mnist_form.to_mnist_form(ink)
+    return mnist_form.digit_of(np.asarray(image, dtype=np.float32))
 
 
 def damaged_copies(train: Split, shares: ServedDamage, seed: int) -> Split:

@@ -82,11 +82,11 @@ def decode_image(data: bytes, field: str, budget: Budget) -> tuple[np.ndarray, i
     except Exception as error:  # whatever the imaging library raises: the file is bad
         raise InvalidInput(f"{field}: cannot decode the image ({type(error).__name__}: "
                            f"{echo(str(error), 120)}); send a valid PNG or JPEG file") from None
-    ink = mnist_form.ink_of(grayscale)
-    if ink is None:
+    digit = mnist_form.digit_of(grayscale)
+    if digit is None:
         raise InvalidInput(f"{field}: the image is blank (no ink stands out from the "
                            "background); send a picture of a digit")
-    return mnist_form.to_mnist_form(ink), pixels
+    return digit, pixels
 
 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6") if hasattr(
