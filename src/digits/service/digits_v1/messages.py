@@ -43,11 +43,12 @@ def classify_response(answer: Classification) -> classifier_pb2.ClassifyResponse
 
 def request_images(request: classifier_pb2.ClassifyRequest) -> np.ndarray | list[ImageInput]:
     """The request's images: an array when all are raw pixels, else one entry per image."""
-    if request.packed_pixels:
+    packed = request.packed_pixels  # each read of a bytes field copies it: read once
+    if packed:
         if request.images:
             raise InvalidInput("images, packed_pixels: both are set; send the batch in one "
                                "of them only")
-        return images.packed_batch(request.packed_pixels)
+        return images.packed_batch(packed)
     kinds = [image.WhichOneof("data") for image in request.images]
     if all(kind == "pixels" for kind in kinds):
         return images.raw_batch([image.pixels for image in request.images], "images")
