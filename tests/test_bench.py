@@ -130,7 +130,9 @@ def test_bad_external_options_are_usage_errors(tmp_path: Path) -> None:
             (["--external", "digits=127.0.0.1:1"], "another NAME"),
             (["--external", "kserve=127.0.0.1:1", "--encoding", "raw"], "--encoding oip"),
             (["--external", "kserve=127.0.0.1:1", "--external-pid", "other=1"],
-             "no --external server is named 'other'")]:
+             "no --external server is named 'other'"),
+            (["--floor", "--external", "floor=127.0.0.1:1"], "names the server of --floor"),
+            (["--floor", "--encoding", "png"], "--encoding oip")]:
         result = digits_cli("bench", str(tmp_path), *arguments)
         assert result.exit_code == 2 and message in result.output, result.output
     assert "--external NAME=HOST:PORT" in digits_cli("bench", "--help").output

@@ -1,5 +1,6 @@
 """``digits bench`` end to end on a tiny model: real servers, client process, JSON out;
-an external OIP server (another ``digits serve``) driven beside them.
+an external OIP server (another ``digits serve``) and the transport floor driven beside
+them.
 
 Checks that the run completes and reports what it measured; it asserts no speed.
 """
@@ -85,8 +86,8 @@ def test_bench_drives_an_external_oip_server_with_the_same_load(
         command = [
             sys.executable, "-m", "digits", "--log-level", "WARNING", "bench",
             str(model_templates.dense_a), "--scenario", "3:2:oip:on", "--scenario", "1:1:raw:on",
-            "--external", f"other={external.target}",
-            "--external-pid", f"other={external.process.pid}",
+            "--scenario", "2:1:oip:on", "--external", f"other={external.target}",
+            "--external-pid", f"other={external.process.pid}", "--floor",
             "--duration", "0.5", "--warmup", "0.1", "--json", str(output),
         ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=600,
@@ -96,10 +97,12 @@ def test_bench_drives_an_external_oip_server_with_the_same_load(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 img x c2 oip @other" in result.stdout
     rows = json.loads(output.read_text())["results"]
-    # The twin runs right after its oip scenario, before the next one.
+    # The twins run right after their oip scenario, before the next one.
     assert [(row["name"], row["server"]) for row in rows] == [
         ("3img-c2-oip-batching-on", "digits"), ("3img-c2-oip@other", "other"),
-        ("1img-c1-raw-batching-on", "digits")]
+        ("3img-c2-oip@floor", "floor"), ("1img-c1-raw-batching-on", "digits"),
+        ("2img-c1-oip-batching-on", "digits"), ("2img-c1-oip@other", "other"),
+        ("2img-c1-oip@floor", "floor")]
     twin = rows[1]
     assert twin["errors"] == {} and twin["images_per_second"] > 0
     assert twin["images_per_second"] == pytest.approx(3 * twin["requests_per_second"])
@@ -108,3 +111,10 @@ def test_bench_drives_an_external_oip_server_with_the_same_load(
     assert twin["server_cpu_seconds_per_second"] > 0  # from --external-pid
     # The load reached the external server: at least what the window counted.
     assert classified is not None and classified >= twin["images_per_second"] * 0.5
+    # The floor answered every request of its rows, and bounds the one-client ratio.
+    floor = rows[-1]
+    assert floor["errors"] == {} and floor["server_cpu_seconds_per_second"] > 0
+    highest = floor["images_per_second"] / (
+        floor["images_per_second"] + floor["in_process_images_per_second"])
+    assert ("at 1 client and 2 images per request, no server can exceed a ratio of "
+            f"{highest:.2f}") in result.stdout

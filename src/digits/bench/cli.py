@@ -1,5 +1,7 @@
 """``digits bench``: serve a model on loopback, load it with concurrent clients, compare."""
 
+import contextlib
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,6 +86,10 @@ QUICK_TIMES = (0.3, 1.0, 0.3)
 @click.option("--external-pid", "external_pid_specs", multiple=True, metavar="NAME=PID",
               help="The process of an --external server, so that its CPU time is measured "
                    "(repeatable) [default: not measured].")
+@click.option("--floor", "with_floor", is_flag=True,
+              help="Also send every oip scenario to a bare gRPC server that answers without "
+                   "a model (rows @floor): the transport's own cost, and at one client the "
+                   "highest ratio any server could reach.")
 def bench(
     version_dir: Path | None, models: Path, model: str, version: int, quick: bool,
     duration: float | None, warmup: float | None, scenario_specs: tuple[str, ...],
@@ -94,7 +100,7 @@ def bench(
     mnist: Path | None, rounds: int, json_path: Path | None, markdown: bool,
     tls_cert: Path | None, tls_key: Path | None, tls_ca: Path | None, tls_server_name: str,
     external_specs: tuple[str, ...], external_model: str | None,
-    external_pid_specs: tuple[str, ...],
+    external_pid_specs: tuple[str, ...], with_floor: bool,
 ) -> None:
     """Benchmark the served path against the model's own speed.
 
@@ -104,15 +110,19 @@ def bench(
     each served figure with its ratio to the same model called in-process. With
     --external, other OIP v2 servers of the same model get the same oip load, interleaved.
     """
-    from digits.bench import externals, runner
+    from digits.bench import externals, floor, runner
     from digits.bench.serving import ServerConfig
 
     try:
         if version_dir is None:
             version_dir = runner.resolve_version(models, model, version)
         servers = externals.external_servers(external_specs, external_pid_specs)
+        names = [server.name for server in servers]
+        if with_floor and floor.NAME in names:
+            raise ValueError(f"--external {floor.NAME}=...: {floor.NAME!r} names the server "
+                             "of --floor; give the external server another NAME")
         scenarios = externals.with_twins(_scenarios(scenario_specs, encodings),
-                                         [server.name for server in servers])
+                                         names + [floor.NAME] * with_floor)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     if len({tls_cert is None, tls_key is None, tls_ca is None}) != 1:
@@ -138,16 +148,22 @@ def bench(
         externals=tuple(servers),
         external_model=external_model or "",
     )
-    _run(options, markdown, json_path)
+    _run(options, markdown, json_path, with_floor)
 
 
-def _run(options: "BenchOptions", markdown: bool, json_path: Path | None) -> None:
+def _run(options: "BenchOptions", markdown: bool, json_path: Path | None,
+         with_floor: bool = False) -> None:
     """Run the benchmark, print the table, write the JSON; fail if any request failed."""
-    from digits.bench import runner
+    from digits.bench import floor, runner
     from digits.bench.externals import ExternalServerError
 
     try:
-        report = runner.run(options, progress=lambda news: click.echo(f"... {news}", err=True))
+        with contextlib.ExitStack() as stack:
+            if with_floor:
+                options = replace(options, externals=(
+                    *options.externals, stack.enter_context(floor.started())))
+            report = runner.run(
+                options, progress=lambda news: click.echo(f"... {news}", err=True))
     except ExternalServerError as error:
         raise click.ClickException(str(error)) from None
     _print_report(report, options, markdown)
@@ -167,6 +183,7 @@ def _scenarios(specs: tuple[str, ...], encodings: tuple[str, ...]) -> list[Scena
 
 def _print_report(report: "BenchReport", options: "BenchOptions", markdown: bool) -> None:
     """Where and how it was measured, then the table."""
+    from digits.bench import floor
     from digits.bench.report import format_table
 
     machine = report.machine
@@ -181,11 +198,24 @@ def _print_report(report: "BenchReport", options: "BenchOptions", markdown: bool
                + "; ratio = served images/s / in-process images/s of the model at the same "
                "images per call; decode+model = the server's PNG work done in-process")
     for external in options.externals:
+        if external.name == floor.NAME:
+            click.echo(f"@{floor.NAME}: a bare grpc.aio server at {external.target} that "
+                       "parses each request and answers without a model, process "
+                       f"{external.pid}")
+            continue
         click.echo(f"@{external.name}: the external OIP v2 server at {external.target}, asked "
                    f"for model {options.external_model or options.version_dir.parent.name!r} "
                    "(its own choice of version)"
                    + (f", process {external.pid}" if external.pid else "; its CPU unmeasured"))
     click.echo(format_table(report.summary(), markdown=markdown))
+    for result in report.summary():
+        scenario = result.scenario
+        if scenario.server == floor.NAME and scenario.concurrency == 1:
+            highest = floor.ceiling(result.images_per_second,
+                                    result.in_process_images_per_second)
+            click.echo(f"at 1 client and {scenario.images_per_request} images per request, "
+                       f"no server can exceed a ratio of {highest:.2f} (model call and bare "
+                       "exchange one after the other)")
 
 
 def _loads(values: object) -> str:

@@ -1,0 +1,129 @@
+"""The transport floor: an OIP v2 gRPC server that answers without a model.
+
+``digits bench --floor`` starts it beside the digits servers and sends every oip scenario
+there too (rows ``@floor``). It parses each request and returns a fixed answer of the
+right shape (zeros, FP32 [N, 10]), as grpc.aio in Python does with nothing else to do:
+what any Python gRPC server pays per request before its model runs. At one client a
+request's model call and its exchange follow each other, so no server can beat
+``ceiling``: the ratio to the in-process model that a server adding nothing to the bare
+exchange would reach.
+
+Run alone: ``python -m digits.bench.floor --port 8001`` (127.0.0.1 unless ``--host``).
+"""
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import grpc
+
+from digits.api import channel_options
+from digits.bench.externals import ExternalServer, ExternalServerError, check_ready
+from digits.bench.serving import HOST, free_port
+from digits.oip import open_inference_pb2 as pb
+from digits.oip import open_inference_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+NAME = "floor"
+CLASSES = 10
+STARTUP_TIMEOUT = 30.0  # seconds: no TensorFlow to import
+STOP_TIMEOUT = 10.0
+
+
+class FloorServicer(open_inference_pb2_grpc.GRPCInferenceServiceServicer):
+    """Ready for every model; answers ModelInfer with zeros for as many images as sent."""
+
+    def __init__(self) -> None:
+        self._answers: dict[int, pb.ModelInferResponse] = {}
+
+    async def ServerReady(self, request: pb.ServerReadyRequest,
+                          context: grpc.aio.ServicerContext) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=True)
+
+    async def ModelReady(self, request: pb.ModelReadyRequest,
+                         context: grpc.aio.ServicerContext) -> pb.ModelReadyResponse:
+        return pb.ModelReadyResponse(ready=True)
+
+    async def ModelInfer(self, request: pb.ModelInferRequest,
+                         context: grpc.aio.ServicerContext) -> pb.ModelInferResponse:
+        images = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 0
+        answer = self._answers.get(images)
+        if answer is None:  # built once per size: the floor is the exchange, not the answer
+            answer = pb.ModelInferResponse(model_name=request.model_name, id=request.id)
+            answer.outputs.add(name="probabilities", datatype="FP32", shape=[images, CLASSES])
+            answer.raw_output_contents.append(bytes(4 * CLASSES * images))
+            self._answers[images] = answer
+        return answer
+
+
+async def serve(host: str, port: int) -> None:
+    """Serve the floor on host:port until cancelled or terminated."""
+    server = grpc.aio.server(options=channel_options())
+    open_inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(FloorServicer(), server)
+    if not server.add_insecure_port(f"{host}:{port}"):
+        raise OSError(f"cannot listen on {host}:{port}; choose a free --port")
+    await server.start()
+    await server.wait_for_termination()
+
+
+def ceiling(floor_images_per_second: float, in_process_images_per_second: float) -> float:
+    """The highest ratio to the in-process model a server can reach at one client.
+
+    A request's exchange takes at least what it takes the floor, its model call at least
+    what it takes in-process, one after the other: images/s <= 1 / (1/floor + 1/model).
+    """
+    return floor_images_per_second / (floor_images_per_second + in_process_images_per_second)
+
+
+@contextlib.contextmanager
+def started() -> Iterator[ExternalServer]:
+    """A floor server process on a free loopback port, stopped on exit."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digits.bench.floor", "--host", HOST, "--port", str(port)])
+    try:
+        server = ExternalServer(NAME, f"{HOST}:{port}", process.pid)
+        _wait_ready(server, process)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(server: ExternalServer, process: subprocess.Popen[bytes]) -> None:
+    give_up = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            raise ExternalServerError(f"the floor server exited with {process.returncode} "
+                                      "before it was ready; its output is above")
+        try:
+            check_ready(server, "any", timeout=1.0)
+            return
+        except ExternalServerError:
+            if time.monotonic() > give_up:
+                raise
+            time.sleep(0.1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m digits.bench.floor",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default=HOST)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()
