@@ -1,5 +1,6 @@
 """The benchmark's own logic: statistics, scenarios, requests, load generator, table."""
 
+import contextlib
 import io
 import json
 import math
@@ -377,3 +378,35 @@ def test_histogram_cost_prints_each_way_at_each_size(
     assert [line.split(" values")[0].strip() for line in lines[:3]] == ["1", "8", "1024"]
     assert all(line.count(" us") == 3 for line in lines[:3])
     assert lines[3].startswith("load average")
+
+
+def test_reference_is_the_mean_of_the_model_before_and_after_each_scenario(
+    monkeypatch: pytest.MonkeyPatch, model_templates: Any
+) -> None:
+    from digits.bench import inprocess, runner
+
+    speeds = iter([100.0, 300.0, 1000.0, 2000.0])  # before, after; then the next scenario
+    moments: list[str] = []
+
+    def measure(predict: Any, batch: Any, duration: float) -> inprocess.InProcessResult:
+        moments.append("model")
+        return inprocess.InProcessResult(len(batch), 1, next(speeds), LatencySummary.of([]))
+
+    def run_scenario(scenario: Scenario, *args: Any) -> ScenarioResult:
+        moments.append("served")
+        return ScenarioResult(scenario, 1.0, float(scenario.images_per_request),
+                              LatencySummary.of([0.1]), {}, args[-2], math.nan, 0.1, 0.1)
+
+    monkeypatch.setattr(runner.inprocess, "measure", measure)
+    monkeypatch.setattr(runner, "_run_scenario", run_scenario)
+    monkeypatch.setattr(runner, "_start_servers", lambda *args: {True: None})
+    monkeypatch.setattr(runner, "_client_pool", lambda processes: contextlib.nullcontext())
+    options = runner.BenchOptions(
+        version_dir=model_templates.dense_a, scenarios=[Scenario(2, 1, "raw", True),
+                                                        Scenario(4, 1, "raw", True)],
+        duration=1.0, warmup=0.0, in_process_duration=0.1, client_processes=1,
+        channels_per_process=1, server=ServerConfig(), request_timeout=1.0)
+    report = runner.run(options, progress=lambda news: None)
+    assert moments == ["model", "served", "model"] * 2
+    assert [row.in_process_images_per_second for row in report.results] == [200.0, 1500.0]
+    assert report.in_process == {2: 200.0, 4: 1500.0}

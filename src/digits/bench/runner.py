@@ -50,7 +50,8 @@ class BenchOptions:
 
 
 def run(options: BenchOptions, progress: Callable[[str], None]) -> BenchReport:
-    """Measure every scenario served, each right after the model alone at the same size.
+    """Measure every scenario served, each between two runs of the model alone at the
+    same size (the reference is their mean).
 
     The servers for batching on and off run side by side (idle when not measured) and
     the scenarios alternate between them (and any external servers), so the load of a
@@ -82,9 +83,8 @@ def run(options: BenchOptions, progress: Callable[[str], None]) -> BenchReport:
             size = scenario.images_per_request
             progress(f"running {scenario.name}" + (
                 f" (round {round_number} of {options.rounds})" if options.rounds > 1 else ""))
-            reference = inprocess.measure(
+            before = inprocess.measure(
                 model.predict, images[:size], options.in_process_duration).images_per_second
-            references.setdefault(size, []).append(reference)
             decoding = math.nan
             if scenario.encoding == "png":
                 decoding = inprocess.measure(
@@ -95,9 +95,15 @@ def run(options: BenchOptions, progress: Callable[[str], None]) -> BenchReport:
             if scenario.external:  # the same requests, but version 0: the server's choice
                 served = external_servers[scenario.server]
                 asked = (options.external_model or name, 0)
-            report.results.append(replace(_run_scenario(
-                scenario, served, pool, images, asked, options, reference, decoding),
-                round=round_number))
+            result = _run_scenario(
+                scenario, served, pool, images, asked, options, before, decoding)
+            # The model again right after: the mean of the two brackets the window, so a
+            # machine whose speed drifts within the scenario weighs on both sides alike.
+            reference = (before + inprocess.measure(
+                model.predict, images[:size], options.in_process_duration).images_per_second) / 2
+            references.setdefault(size, []).append(reference)
+            report.results.append(replace(
+                result, in_process_images_per_second=reference, round=round_number))
 
     report.in_process = {size: sum(values) / len(values)
                          for size, values in sorted(references.items())}
