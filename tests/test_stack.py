@@ -9,6 +9,7 @@ is printed at the end of the run and written to reports/stack-phases.json.
 import json
 import os
 import signal
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -23,7 +24,7 @@ import grpc
 import numpy as np
 import pytest
 
-from digits.service.client import ClassifierClient
+from digits.service.client import ClassifierClient, ClientTls
 from digits.v1 import classifier_pb2, classifier_pb2_grpc
 
 from support.certificates import Authority
@@ -457,18 +458,35 @@ def test_two_training_workers_in_containers_export_a_version_that_is_served(
     assert card.test_metrics["accuracy"] > 0.8
 
 
+# deploy/compose.tls.yml's secrets and the files in DIGITS_TLS_DIR they are read from.
+TLS_SECRETS = {"tls_cert": "server.pem", "tls_key": "server-key.pem", "tls_ca": "ca.pem",
+               "tls_client_cert": "client.pem", "tls_client_key": "client-key.pem"}
+
+
+def _tls_dir(folder: Path) -> Path:
+    """A DIGITS_TLS_DIR: a new authority, a server certificate for localhost (and
+    127.0.0.1) and a client certificate, readable by the containers' unprivileged users."""
+    authority = Authority(folder / "authority")
+    server = authority.issue("localhost")
+    client = authority.issue("client", client=True)
+    tls = folder / "tls"
+    tls.mkdir(mode=0o755)
+    for name, source in (("server.pem", server.cert), ("server-key.pem", server.key),
+                         ("ca.pem", authority.cert), ("client.pem", client.cert),
+                         ("client-key.pem", client.key)):
+        (tls / name).write_bytes(source.read_bytes())
+        (tls / name).chmod(0o644)  # nginx runs as nobody, the service as its own user
+    return tls
+
+
 def test_the_proxy_configurations_are_valid(stack: Stack, tmp_path: Path) -> None:
     """nginx -t, in the stack's nginx image, on the plain and the TLS configuration."""
-    authority = Authority(tmp_path / "issued")
-    secrets = {"tls_ca": authority.cert, "tls_cert": authority.issue("localhost").cert,
-               "tls_key": tmp_path / "issued" / "localhost-key.pem",
-               "tls_client_cert": authority.issue("client", client=True).cert,
-               "tls_client_key": tmp_path / "issued" / "client-key.pem"}
+    tls = _tls_dir(tmp_path)
     mounted = tmp_path / "secrets"
     mounted.mkdir(mode=0o755)
-    for name, source in secrets.items():
-        (mounted / name).write_bytes(source.read_bytes())
-        (mounted / name).chmod(0o644)  # nginx runs as nobody
+    for secret, name in TLS_SECRETS.items():
+        (mounted / secret).write_bytes((tls / name).read_bytes())
+        (mounted / secret).chmod(0o644)
     for config in ("nginx.conf", "nginx.tls.conf"):
         result = subprocess.run(
             ["docker", "run", "--rm", "--user", "65534:65534",
@@ -486,6 +504,56 @@ def test_service_stops_gracefully_on_sigterm(stack: Stack) -> None:
     state = stack.container("service")["State"]
     # 0, not 137: the server got SIGTERM itself (exec-form entrypoint) and drained in time.
     assert state["ExitCode"] == 0, state
+
+
+def test_the_stack_answers_over_mutual_tls_only(
+        stack: Stack, tmp_path: Path, mnist_test: tuple[np.ndarray, np.ndarray]) -> None:
+    """With deploy/compose.tls.yml the proxy and the replicas speak mutual TLS: a client
+    with a certificate from the CA is served over gRPC and HTTPS; one without, or in
+    plaintext, is not."""
+    tls = _tls_dir(tmp_path)
+    with stack.clock.phase("up with TLS: service and proxy recreated"):
+        stack.compose("up", "--detach", "--no-build", "--no-deps", "service", "proxy",
+                      timeout=600, overlays=(ROOT / "deploy" / "compose.tls.yml",),
+                      environment={"DIGITS_TLS_DIR": str(tls)})
+        # Healthy means the image's HEALTHCHECK got through with its client certificate.
+        wait_until(lambda: stack.container("service")["State"].get("Health", {}).get(
+            "Status") == "healthy", seconds=READY_SECONDS, period=POLL_SECONDS,
+            what="the service, now over TLS, to report healthy")
+    trusted = ClientTls(ca=tls / "ca.pem", cert=tls / "client.pem", key=tls / "client-key.pem",
+                        server_name="localhost")
+    images, labels = mnist_test
+    with ClassifierClient(stack.grpc_target, timeout=30, tls=trusted) as client:
+        response = wait_until(lambda: _classified(client, images[:100]), seconds=120,
+                              period=POLL_SECONDS, what="a Classify call through the proxy")
+    predicted = [int(prediction.label) for prediction in response.predictions]
+    assert float(np.mean(np.array(predicted) == labels[:100])) > 0.8
+    context = ssl.create_default_context(cafile=str(tls / "ca.pem"))
+    context.load_cert_chain(tls / "client.pem", tls / "client-key.pem")
+    ready = f"https://127.0.0.1:{stack.http_port}/v2/health/ready"
+    with urllib.request.urlopen(ready, timeout=10, context=context) as answer:
+        assert answer.status == 200
+    # No client certificate: nginx asks for one and refuses the request without it.
+    anonymous = ssl.create_default_context(cafile=str(tls / "ca.pem"))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(ready, timeout=10, context=anonymous)
+    assert refused.value.code == 400
+    for tls_settings in (ClientTls(ca=tls / "ca.pem", server_name="localhost"), None):
+        with ClassifierClient(stack.grpc_target, timeout=10, tls=tls_settings) as client, \
+                pytest.raises(grpc.RpcError) as failed:
+            client.classify_pixels(images[:1])
+        assert failed.value.code() != grpc.StatusCode.OK
+
+
+def _classified(client: ClassifierClient,
+                images: np.ndarray) -> classifier_pb2.ClassifyResponse | None:
+    """The answer, or None while the proxy has not yet reloaded for the new replica."""
+    try:
+        return client.classify_pixels(images)
+    except grpc.RpcError as error:
+        if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL):
+            return None
+        raise
 
 
 def test_the_tls_overlay_mounts_the_certificates_as_secrets(tmp_path: Path) -> None:

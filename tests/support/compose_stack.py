@@ -65,12 +65,17 @@ class Stack:
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
-    def compose(self, *arguments: str, timeout: float) -> str:
-        """Run ``docker compose`` for this project; fail the test with its output if it fails."""
+    def compose(self, *arguments: str, timeout: float, overlays: tuple[Path, ...] = (),
+                environment: dict[str, str] | None = None) -> str:
+        """Run ``docker compose`` for this project (with any overlay files and variables);
+        fail the test with its output if it fails."""
         command = ["docker", "compose", "--project-name", self.project,
-                   "--file", str(COMPOSE_FILE), *arguments]
-        result = subprocess.run(command, cwd=ROOT, env=self.environment, capture_output=True,
-                                text=True, timeout=timeout, check=False)
+                   "--file", str(COMPOSE_FILE)]
+        for overlay in overlays:
+            command += ["--file", str(overlay)]
+        result = subprocess.run([*command, *arguments], cwd=ROOT,
+                                env={**self.environment, **(environment or {})},
+                                capture_output=True, text=True, timeout=timeout, check=False)
         if result.returncode != 0:
             pytest.fail(f"docker compose {' '.join(arguments)} exited {result.returncode}:\n"
                         f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
