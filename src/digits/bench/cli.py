@@ -152,7 +152,7 @@ def bench(
 
 
 def _run(options: "BenchOptions", markdown: bool, json_path: Path | None,
-         with_floor: bool = False) -> None:
+         with_floor: bool) -> None:
     """Run the benchmark, print the table, write the JSON; fail if any request failed."""
     from digits.bench import floor, runner
     from digits.bench.externals import ExternalServerError

@@ -14,7 +14,6 @@ Run alone: ``python -m digits.bench.floor --port 8001`` (127.0.0.1 unless ``--ho
 import argparse
 import asyncio
 import contextlib
-import logging
 import subprocess
 import sys
 import time
@@ -27,8 +26,6 @@ from digits.bench.externals import ExternalServer, ExternalServerError, check_re
 from digits.bench.serving import HOST, free_port
 from digits.oip import open_inference_pb2 as pb
 from digits.oip import open_inference_pb2_grpc
-
-log = logging.getLogger(__name__)
 
 NAME = "floor"
 CLASSES = 10
@@ -55,7 +52,7 @@ class FloorServicer(open_inference_pb2_grpc.GRPCInferenceServiceServicer):
         images = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 0
         answer = self._answers.get(images)
         if answer is None:  # built once per size: the floor is the exchange, not the answer
-            answer = pb.ModelInferResponse(model_name=request.model_name, id=request.id)
+            answer = pb.ModelInferResponse(model_name=NAME)  # no id: the answer is shared
             answer.outputs.add(name="probabilities", datatype="FP32", shape=[images, CLASSES])
             answer.raw_output_contents.append(bytes(4 * CLASSES * images))
             self._answers[images] = answer
