@@ -3,7 +3,8 @@
 ``digits bench --floor`` starts it beside the digits servers and sends every oip scenario
 there too (rows ``@floor``). It parses each request and returns a fixed answer of the
 right shape (zeros, FP32 [N, 10]), as grpc.aio in Python does with nothing else to do:
-what any Python gRPC server pays per request before its model runs. At one client a
+what any Python gRPC server pays per request before its model runs, from a heap kept
+warm as a server's with a model loaded is (``keep_freed_memory``). At one client a
 request's model call and its exchange follow each other, so no server can beat
 ``ceiling``: the ratio to the in-process model that a server adding nothing to the bare
 exchange would reach.
