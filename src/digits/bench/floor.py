@@ -141,7 +141,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=HOST)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    keep_freed_memory()
+    if not keep_freed_memory():
+        print("floor: this C library has no mallopt; the bare exchange may pay page faults "
+              "a server with a model loaded does not", file=sys.stderr)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port))
 
