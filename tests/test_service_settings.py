@@ -36,7 +36,7 @@ def test_help_lists_every_setting_with_its_flag_and_variable() -> None:
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     every = list(options())
-    assert len(every) == 33
+    assert len(every) == 35
     for option in every:
         assert option.flag in text
         assert option.env_var in text

@@ -15,6 +15,7 @@ from typing import Any
 
 from prometheus_client import start_http_server
 
+from digits.modelstore.tensorflow_threads import configure_threads
 from digits.service import descriptors
 from digits.service.dataplane import DataPlane
 from digits.service.grpc_api import PROTOCOLS, create_grpc_server, server_options
@@ -44,6 +45,9 @@ class DigitsServer:
     def __init__(self, settings: ServingSettings, metrics: ServiceMetrics) -> None:
         self.settings = settings
         self.metrics = metrics
+        # Before the watcher loads a model: TensorFlow fixes its pools when it starts.
+        configure_threads(settings.batching.intra_op_threads,
+                          settings.batching.inter_op_threads)
         threads = settings.batching.inference_threads
         self._inference_executor = concurrent.futures.ThreadPoolExecutor(
             threads, "digits-inference")

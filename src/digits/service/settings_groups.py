@@ -46,6 +46,7 @@ POSITIVE = ("positive", lambda value: value > 0)
 NON_NEGATIVE = ("0 or more seconds", lambda value: value >= 0)
 PORT = ("0..65535", lambda value: 0 <= value <= 65535)
 FRACTION = ("from 0 to 1", lambda value: 0 <= value <= 1)
+COUNT = ("0 or more", lambda value: value >= 0)
 
 
 @dataclass(frozen=True)
@@ -184,11 +185,17 @@ class BatchingSettings(_Group):
     concurrent_batches: int = field(default=2, metadata=_setting(
         "Most batches of one model version in the model at once; another starts beside "
         "a running one only when a full batch waits (at most --inference-threads run)."))
+    intra_op_threads: int = field(default=0, metadata=_setting(
+        "Threads TensorFlow splits one operation over; 0: one per core it may run on "
+        "(in a container with a CPU limit, set the limit)."))
+    inter_op_threads: int = field(default=0, metadata=_setting(
+        "Operations TensorFlow runs side by side; 0: one per core it may run on."))
 
     def problems(self) -> list[str]:
         return _check(self, {"max_batch_size": POSITIVE, "batch_timeout": NON_NEGATIVE,
                              "max_queue_images": POSITIVE, "inference_threads": POSITIVE,
-                             "concurrent_batches": POSITIVE})
+                             "concurrent_batches": POSITIVE, "intra_op_threads": COUNT,
+                             "inter_op_threads": COUNT})
 
 
 @dataclass(frozen=True)
