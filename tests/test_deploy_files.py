@@ -6,6 +6,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "deploy" / "Dockerfile").read_text()
@@ -94,3 +95,12 @@ def test_requirements_helper_expands_extras(tmp_path: Path) -> None:
 def test_the_service_may_open_enough_files_for_its_connections() -> None:
     service = COMPOSE[COMPOSE.index("  service:"):COMPOSE.index("  prometheus:")]
     assert re.search(r"ulimits:\s+nofile:\s+soft: \$\{DIGITS_NOFILE:-16384\}", service)
+
+
+def test_swarm_sizes_tensorflow_by_the_cpu_limit() -> None:
+    # TensorFlow counts the node's cores, which a CPU limit does not change.
+    stack = yaml.safe_load((ROOT / "deploy" / "swarm" / "digits-stack.yml").read_text())
+    service = stack["services"]["service"]
+    cpus = str(int(float(service["deploy"]["resources"]["limits"]["cpus"])))
+    environment = service["environment"]
+    assert environment["DIGITS_INTRA_OP_THREADS"] == environment["DIGITS_INTER_OP_THREADS"] == cpus

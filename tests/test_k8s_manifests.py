@@ -99,6 +99,9 @@ def check_service_pods(deployment: dict[str, Any]) -> None:
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"]["port"] == ports["grpc"], probe
     environment = {entry["name"]: entry["value"] for entry in container["env"]}
+    # TensorFlow counts the node's cores, which a CPU limit does not change.
+    cpus = str(int(float(container["resources"]["limits"]["cpu"])))
+    assert environment["DIGITS_INTRA_OP_THREADS"] == environment["DIGITS_INTER_OP_THREADS"] == cpus
     drain = float(environment["DIGITS_GRACE_PERIOD"])
     pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pod["terminationGracePeriodSeconds"] >= pause + drain + 5
